@@ -1,0 +1,191 @@
+"""Registry authentication: WWW-Authenticate challenges, Bearer tokens per scope, Basic.
+
+Works the way docker and the distribution spec do, for any registry: answer a 401 by reading its challenge,
+fetch a token from the realm it names (anonymously or with the user's credentials), cache it per scope until
+it expires, and get a fresh one once on `insufficient_scope` or `invalid_token`.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+import requests
+
+from .credentials import Credentials
+from .errors import AuthError, RegistryError, UsageError
+
+_PARAM = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+DEFAULT_TOKEN_LIFETIME = 60.0  # seconds, per the token spec when expires_in is absent
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # lower-case: "bearer" or "basic"
+    params: dict[str, str]
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse `Bearer realm="..",service="..",scope=".."` (and several challenges in one header)."""
+    challenges: list[Challenge] = []
+    for m in re.finditer(r'(?:^|,)\s*([A-Za-z]+)\s+((?:[A-Za-z0-9_.-]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^\s,]*)\s*,?\s*)*)',
+                         header or ""):
+        params = {k.lower(): (q if q else u).replace('\\"', '"') for k, q, u in _PARAM.findall(m.group(2))}
+        challenges.append(Challenge(m.group(1).lower(), params))
+    if not challenges and (header or "").strip():
+        challenges.append(Challenge(header.strip().split()[0].lower(), {}))
+    return challenges
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8, ::1: the only places plain-HTTP credentials cannot be sniffed."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, insecure: bool) -> None:
+    """Refuse to send credentials in clear text to a host that is not this machine (unless --insecure)."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname or ""):
+        raise UsageError(
+            f"refusing to send credentials over plain HTTP to {parts.hostname}: use https or pass --insecure")
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class RegistryAuth:
+    """Authorization headers for one registry, learned from its challenges; thread-safe."""
+
+    def __init__(self, session: requests.Session, credentials: Optional[Credentials], *,
+                 verify: "bool | str", timeout: float, insecure: bool,
+                 clock: Callable[[], float] = time.monotonic):
+        self.session = session
+        self.credentials = credentials
+        self.verify = verify
+        self.timeout = timeout
+        self.insecure = insecure
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[str, _Token] = {}
+        self._challenge: Optional[Challenge] = None
+
+    def header(self, url: str, scope: str) -> Optional[str]:
+        """The Authorization value to send for `scope` now, or None (anonymous until challenged)."""
+        creds = self.credentials
+        with self._lock:
+            challenge = self._challenge
+            token = self._tokens.get(scope)
+        if creds is not None and creds.token:
+            return f"Bearer {creds.token}"
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            return self._basic(url) if creds is not None and creds.username else None
+        if token is not None and token.expires_at > self.clock():
+            return f"Bearer {token.value}"
+        return f"Bearer {self._fetch_token(challenge, scope)}"
+
+    def on_unauthorized(self, response: requests.Response, scope: str, sent: Optional[str]) -> None:
+        """Learn from a 401 (the challenge, a stale token); raise when retrying cannot help.
+
+        The caller retries a bounded number of times, so a token refused twice ends in AuthError there.
+        """
+        challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+        chosen = (next((c for c in challenges if c.scheme == "bearer"), None)
+                  or next((c for c in challenges if c.scheme == "basic"), None))
+        creds = self.credentials
+        where = urlsplit(response.url).netloc
+        if creds is not None and creds.token:
+            raise AuthError(f"the registry {where} rejected the given token (expired, or no pull access?)")
+        if chosen is None:
+            raise AuthError(f"the registry {where} answered 401 without a usable WWW-Authenticate challenge")
+        with self._lock:
+            self._challenge = chosen
+            self._tokens.pop(scope, None)
+        if chosen.scheme == "basic":
+            if creds is None or not creds.username:
+                raise AuthError(f"the registry {where} requires a username and password "
+                                "(-u/-p, -f FILE, DOCKER_USER/DOCKER_PASS, or docker login)")
+            if sent is not None and sent.startswith("Basic "):
+                raise AuthError(f"the registry {where} rejected the password of user {creds.username!r} "
+                                f"(from {creds.source or 'the command line'})")
+
+    def _basic(self, url: str) -> str:
+        creds = self.credentials
+        assert creds is not None and creds.username is not None
+        check_transport(url, self.insecure)
+        raw = f"{creds.username}:{creds.password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def _fetch_token(self, challenge: Challenge, scope: str) -> str:
+        realm = challenge.params.get("realm")
+        if not realm:
+            raise AuthError("the registry's Bearer challenge names no realm to get a token from")
+        params: dict[str, str] = {}
+        if challenge.params.get("service"):
+            params["service"] = challenge.params["service"]
+        params["scope"] = scope
+        creds = self.credentials
+        headers = {}
+        try:
+            if creds is not None and creds.identity_token:
+                check_transport(realm, self.insecure)
+                resp = self.session.post(realm, data={
+                    "grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                    "client_id": "hocker-fetch", **params}, verify=self.verify, timeout=self.timeout)
+            else:
+                if creds is not None and creds.username:
+                    check_transport(realm, self.insecure)
+                    headers["Authorization"] = self._basic(realm)
+                resp = self.session.get(realm, params=params, headers=headers, verify=self.verify,
+                                        timeout=self.timeout)
+        except requests.exceptions.SSLError as exc:
+            raise RegistryError(f"TLS verification failed for the token server {urlsplit(realm).netloc}: "
+                                f"{_reason(exc)} (use --ca-file or --insecure)") from None
+        except requests.RequestException as exc:
+            raise RegistryError(f"cannot reach the token server {urlsplit(realm).netloc}: {_reason(exc)}") from None
+        who = f"user {creds.username!r}" if creds is not None and creds.username else "anonymous access"
+        if resp.status_code in (401, 403):
+            raise AuthError(f"the token server {urlsplit(realm).netloc} refused {who}"
+                            + (" (wrong username or password?)" if creds is not None and creds.username else ""))
+        if resp.status_code != 200:
+            raise RegistryError(f"the token server {urlsplit(realm).netloc} answered HTTP {resp.status_code}")
+        try:
+            body = resp.json()
+            value = body.get("token") or body.get("access_token")
+            lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+        except (ValueError, AttributeError, TypeError):
+            value, lifetime = None, 0.0
+        if not isinstance(value, str) or not value:
+            raise AuthError(f"the token server {urlsplit(realm).netloc} sent no token")
+        with self._lock:
+            # renew a little early so a long download does not start with a token about to lapse
+            self._tokens[scope] = _Token(value, self.clock() + max(lifetime - 5.0, 1.0))
+        return value
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, secret-free reason for a network failure."""
+    text = str(exc.__class__.__name__)
+    inner = getattr(exc, "args", None)
+    if inner and isinstance(inner[0], BaseException):
+        text = inner[0].__class__.__name__
+        reason = getattr(inner[0], "reason", None)
+        if reason is not None:
+            text = f"{reason}"
+    return text[:200]

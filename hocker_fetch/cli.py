@@ -1,0 +1,254 @@
+"""Command-line layer: argument parsing, error reporting and exit codes; the work happens elsewhere.
+
+Heavy modules (requests) are imported only after the arguments parse, so `--help` and usage errors are
+instant: a Nix build starts one process per blob.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional, Sequence
+
+from .errors import HockerError, UsageError
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+    from .reference import Reference
+
+EPILOG = """\
+Image forms: `IMAGE [TAG]` with a docker reference (debian:bookworm, ghcr.io/o/i:t, host:5000/a/b@sha256:...),
+or hocker's form `--registry URI REPOSITORY TAG` (e.g. --registry http://127.0.0.1:5000 library/debian jessie).
+
+Credentials, strongest first: --token; --username/--password (or --password-stdin); --credentials-file
+(BEARER_TOKEN= or USERNAME=/PASSWORD=, or DOCKER_TOKEN= or DOCKER_USER=/DOCKER_PASS=); the environment
+(DOCKER_TOKEN, or DOCKER_USER + DOCKER_PASS); the docker/podman config ($REGISTRY_AUTH_FILE,
+$DOCKER_CONFIG/config.json, ~/.docker/config.json, with credsStore/credHelpers). None: anonymous.
+
+Exit codes: 0 ok, 2 usage, 3 authentication, 4 not found, 5 verification failed, 6 registry/network
+failure, 7 unusable manifest."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(UsageError.exit_code, f"{self.prog}: {message}\n")
+
+
+def _parser(prog: str, description: str, *, tag_help: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description=description, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
+    p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
+    g = p.add_argument_group("registry")
+    g.add_argument("--registry", metavar="URI",
+                   help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form)")
+    g.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="platform to pick from a multi-arch index (default: this host's linux platform)")
+    g.add_argument("--insecure", action="store_true",
+                   help="allow plain HTTP (also for credentials) and TLS without certificate verification")
+    g.add_argument("--ca-file", metavar="PATH", help="trust this CA bundle (PEM) for the registry's TLS")
+    g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="fail a connection that sends nothing for this long (default 60)")
+    g.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="retries on connection errors, 5xx and 429, with exponential backoff (default 5)")
+    a = p.add_argument_group("authentication")
+    a.add_argument("-u", "--username", help="user name for Basic auth or the token server")
+    a.add_argument("-p", "--password", help="password (prefer --password-stdin, -f or DOCKER_PASS: argv is visible)")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    a.add_argument("-t", "--token", help="a ready Bearer token")
+    a.add_argument("-f", "--credentials-file", metavar="PATH",
+                   help="file with BEARER_TOKEN= or USERNAME=/PASSWORD= (or DOCKER_TOKEN= / DOCKER_USER=/DOCKER_PASS=)")
+    o = p.add_argument_group("output")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress or retry messages on stderr")
+    return p
+
+
+def _add_out(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("-o", "--out", metavar="PATH", required=required,
+                   help="write here atomically (never a partial file)" + ("" if required else "; default stdout"))
+
+
+def _say(prog: str, quiet: bool) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        if not quiet:
+            print(f"{prog}: {message}", file=sys.stderr, flush=True)
+    return log
+
+
+def _reference(args: argparse.Namespace) -> "Reference":
+    from .reference import resolve_reference
+
+    return resolve_reference(args.image, args.tag, args.registry)
+
+
+def _platform(args: argparse.Namespace):
+    from .manifest import Platform, host_platform
+
+    return Platform.parse(args.platform) if args.platform else host_platform()
+
+
+def _client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
+    from .client import ClientOptions, RegistryClient
+    from .credentials import resolve
+
+    password = args.password
+    if args.password_stdin:
+        if password is not None:
+            raise UsageError("give either --password or --password-stdin")
+        password = sys.stdin.readline().rstrip("\r\n")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if args.retries < 0:
+        raise UsageError("--retries must not be negative")
+    creds = resolve(username=args.username, password=password, token=args.token,
+                    credentials_file=args.credentials_file, registry_host=ref.registry, env=os.environ)
+    options = ClientOptions(insecure=args.insecure, ca_file=args.ca_file, timeout=args.timeout,
+                            retries=args.retries, pool_size=pool)
+    return RegistryClient(ref, creds, options, log=_say(prog, args.quiet))
+
+
+def _emit(data: bytes, out: Optional[str]) -> None:
+    """Bytes to stdout exactly, or atomically to --out (then its path on stdout, as hocker did)."""
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    from .output import AtomicFile
+
+    with AtomicFile(out) as f:
+        f.write(data)
+        f.commit()
+    print(out)
+
+
+def _run(prog: str, body: Callable[[], None]) -> int:
+    """Every failure becomes one line `<prog>: <message>` and a distinct exit code; never a traceback."""
+    try:
+        body()
+    except HockerError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as exc:
+        print(f"{prog}: {exc.strerror or exc.__class__.__name__}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
+    prog = "hocker-manifest"
+    p = _parser(prog, "Print an image manifest exactly as the registry serves it.",
+                tag_help="tag (default latest)")
+    _add_out(p, required=False)
+    p.add_argument("--index", action="store_true",
+                   help="for a multi-arch tag, print the index/manifest list itself instead of one platform's manifest")
+    p.add_argument("--digest", action="store_true",
+                   help="print only the digest the tag resolves to (one HEAD request, not rate-limited on Docker Hub)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from .manifest import parse_manifest
+
+        ref = _reference(args)
+        with _client(args, ref, prog) as client:
+            if args.digest and (args.index or not args.platform):
+                digest = ref.digest or client.head_manifest(ref.repository, ref.reference)[0]
+                print(digest)
+                return
+            if args.index:
+                raw, content_type, digest = client.get_manifest(ref.repository, ref.reference)
+                parse_manifest(raw, digest, content_type)  # refuse schema1 / garbage even here
+            else:
+                resolved = client.resolve(ref, _platform(args))
+                raw, digest = resolved.manifest.raw, resolved.manifest.digest
+            if args.digest:
+                print(digest)
+            else:
+                _emit(raw, args.out)
+
+    return _run(prog, body)
+
+
+def config_main(argv: Optional[Sequence[str]] = None) -> int:
+    prog = "hocker-config"
+    p = _parser(prog, "Print an image's config JSON exactly as stored (its sha256 is the image ID).",
+                tag_help="tag (default latest)")
+    _add_out(p, required=False)
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        ref = _reference(args)
+        with _client(args, ref, prog) as client:
+            resolved = client.resolve(ref, _platform(args))
+            _emit(client.get_blob_bytes(ref.repository, resolved.manifest.config), args.out)
+
+    return _run(prog, body)
+
+
+def layer_main(argv: Optional[Sequence[str]] = None) -> int:
+    prog = "hocker-layer"
+    p = _parser(prog, "Download one blob (a layer, still compressed) by digest, verified while it streams.",
+                tag_help="ignored (hocker compatibility: Nix passes a tag)")
+    p.add_argument("--layer", required=True, metavar="DIGEST", help="sha256:HEX or bare HEX")
+    p.add_argument("--size", type=int, metavar="BYTES", help="expected size, checked as well (optional)")
+    _add_out(p, required=True)
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from .digest import parse_digest
+        from .output import AtomicFile, FileSink
+        from .progress import Progress
+
+        digest = parse_digest(args.layer)
+        ref = _reference(args)
+        with _client(args, ref, prog) as client, AtomicFile(args.out) as f:
+            progress = Progress(prog, args.size, 1, enabled=not args.quiet and sys.stderr.isatty())
+            client.fetch_blob(ref.repository, digest, args.size, FileSink(f.file), progress=progress.add)
+            progress.item_done()
+            progress.close()
+            f.commit()
+        print(args.out)
+
+    return _run(prog, body)
+
+
+def image_main(argv: Optional[Sequence[str]] = None) -> int:
+    prog = "hocker-image"
+    p = _parser(prog, "Write an image as a `docker load` archive (or an OCI layout), layers fetched in parallel.",
+                tag_help="tag (default latest)")
+    _add_out(p, required=True)
+    p.add_argument("--format", choices=("docker-archive", "oci", "oci-archive"), default="docker-archive",
+                   help="docker-archive (docker/podman load; default), oci (an OCI image layout directory) "
+                        "or oci-archive (that layout as a tar)")
+    p.add_argument("--repo-tag", action="append", metavar="NAME:TAG",
+                   help="name the loaded image (repeatable; default: the image's familiar name and tag)")
+    p.add_argument("-j", "--jobs", type=int, default=4, metavar="N", help="parallel layer downloads (default 4)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from .image import write_image
+        from .progress import Progress
+
+        if args.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        ref = _reference(args)
+        with _client(args, ref, prog, pool=args.jobs) as client:
+            resolved = client.resolve(ref, _platform(args))
+            layers = resolved.manifest.layers
+            progress = Progress(prog, sum(d.size for d in layers), len(layers),
+                                enabled=not args.quiet and sys.stderr.isatty())
+            write_image(client, ref, resolved, args.out, fmt=args.format, jobs=args.jobs,
+                        repo_tags=args.repo_tag, progress=progress)
+            progress.close()
+        print(args.out)
+
+    return _run(prog, body)
+
+

@@ -1,0 +1,411 @@
+"""The registry client: manifests and blobs over the Docker Registry v2 / OCI distribution API.
+
+Everything that crosses the network is verified against its digest while it streams (constant memory);
+transient failures are retried with exponential backoff (429 honours Retry-After) and interrupted blobs
+resume with Range when the server allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Callable, Optional, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import __version__
+from .auth import RegistryAuth, _reason, is_loopback
+from .credentials import Credentials
+from .digest import DigestVerifier, parse_digest
+from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
+from .manifest import (ACCEPT, INDEX_TYPES, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
+                       ImageIndex, ImageManifest, Parsed, Platform, parse_manifest, select_platform)
+from .reference import Reference
+
+CHUNK = 1 << 20
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class BlobSink(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def restart(self) -> None: ...
+    def tell(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Knobs that come from the command line; defaults suit a build sandbox on a flaky link."""
+
+    insecure: bool = False
+    ca_file: Optional[str] = None
+    timeout: float = 60.0  # seconds without a byte before a read fails
+    retries: int = 5
+    backoff: float = 0.5  # first delay; doubles per attempt, with jitter
+    max_retry_after: float = 120.0  # the longest Retry-After we obey
+    pool_size: int = 8
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a tag or digest resolves to: the top-level document and the selected single-platform manifest."""
+
+    top: Parsed
+    manifest: ImageManifest
+
+
+def _verify_setting(options: ClientOptions, env: "os._Environ[str] | dict[str, str]") -> "bool | str":
+    """TLS trust: --insecure, else --ca-file, else SSL_CERT_FILE (Nix builders set it), else the default."""
+    if options.insecure:
+        return False
+    if options.ca_file:
+        if not os.path.isfile(options.ca_file):
+            raise HockerError(f"--ca-file {options.ca_file}: no such file")
+        return options.ca_file
+    for name in ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = env.get(name)
+        if value and os.path.isfile(value):
+            return value
+    return True
+
+
+class RegistryClient:
+    """One registry (scheme + host), one session, one auth state; safe to share between download threads."""
+
+    def __init__(self, ref: Reference, credentials: Optional[Credentials] = None,
+                 options: ClientOptions = ClientOptions(), *, log: Callable[[str], None] = lambda _m: None,
+                 env: "Optional[dict[str, str]]" = None, sleep: Callable[[float], None] = time.sleep):
+        self.options = options
+        self.log = log
+        self.sleep = sleep
+        self.base_url = ref.base_url
+        self.host = ref.registry
+        # With --insecure (or on this machine's loopback) a registry without TLS is found by falling back to
+        # http, as docker does for insecure registries; an explicit http:// from --registry needs no fallback.
+        self._may_fall_back = ref.scheme == "https" and (options.insecure or is_loopback(ref.host))
+        self.verify = _verify_setting(options, os.environ if env is None else env)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"hocker-fetch/{__version__}"
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(options.pool_size, 4))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        if options.insecure:
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.auth = RegistryAuth(self.session, credentials, verify=self.verify, timeout=options.timeout,
+                                 insecure=options.insecure)
+        self.retries_used = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "RegistryClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------------------------
+
+    def _delay(self, attempt: int, response: Optional[requests.Response] = None) -> float:
+        if response is not None and response.status_code in (429, 503):
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                return min(retry_after, self.options.max_retry_after)
+        return self.options.backoff * (2 ** attempt) * (0.75 + random.random() / 2)
+
+    def _note_retry(self, what: str, attempt: int, delay: float) -> None:
+        with self._lock:
+            self.retries_used += 1
+        self.log(f"{what}; retry {attempt}/{self.options.retries} in {delay:.1f}s")
+
+    def request(self, method: str, path: str, scope: str, *, headers: Optional[dict[str, str]] = None,
+                stream: bool = False, what: str = "") -> requests.Response:
+        """Send with auth, following challenges, redirects and retrying transient failures.
+
+        Returns any final response (the caller maps 404 etc.); raises RegistryError when retries run out.
+        """
+        auth_rounds = 0
+        attempt = 0
+        what = what or f"{method} {path}"
+        while True:
+            url = self.base_url + path
+            sent = self.auth.header(url, scope)
+            req_headers = dict(headers or {})
+            if sent:
+                req_headers["Authorization"] = sent
+            try:
+                # requests drops Authorization itself when a redirect leaves this host (S3, CDNs)
+                resp = self.session.request(method, url, headers=req_headers, stream=stream, verify=self.verify,
+                                            timeout=(min(self.options.timeout, 30.0), self.options.timeout),
+                                            allow_redirects=True)
+            except requests.exceptions.SSLError as exc:
+                if self._fall_back_to_http():
+                    continue
+                raise RegistryError(f"TLS error talking to {self.host}: {_reason(exc)} "
+                                    "(trust its CA with --ca-file, or use --insecure)") from None
+            except TRANSIENT as exc:
+                if attempt == 0 and self._fall_back_to_http():
+                    continue
+                if attempt >= self.options.retries:
+                    raise RegistryError(f"{what}: {_reason(exc)} (gave up after {attempt} retries)") from None
+                attempt += 1
+                delay = self._delay(attempt - 1)
+                self._note_retry(f"{what}: {_reason(exc)}", attempt, delay)
+                self.sleep(delay)
+                continue
+            if resp.status_code == 401:
+                resp.close()
+                if auth_rounds >= 2:
+                    raise AuthError(self._denied_message(scope))
+                auth_rounds += 1
+                self.auth.on_unauthorized(resp, scope, sent)
+                continue
+            if resp.status_code in RETRY_STATUSES:
+                if attempt >= self.options.retries:
+                    resp.close()
+                    raise RegistryError(f"{what}: HTTP {resp.status_code} from {_host_of(resp)} "
+                                        f"(gave up after {attempt} retries)")
+                attempt += 1
+                delay = self._delay(attempt - 1, resp)
+                resp.close()
+                self._note_retry(f"{what}: HTTP {resp.status_code}", attempt, delay)
+                self.sleep(delay)
+                continue
+            return resp
+
+    def _fall_back_to_http(self) -> bool:
+        if not self._may_fall_back:
+            return False
+        self._may_fall_back = False
+        self.base_url = "http://" + self.host
+        return True
+
+    def _denied_message(self, scope: str) -> str:
+        repo = scope.split(":")[1] if scope.count(":") >= 2 else scope
+        creds = self.auth.credentials
+        if creds is not None and (creds.username or creds.token):
+            who = f"user {creds.username!r}" if creds.username else "the given token"
+            return (f"access to {self.host}/{repo} denied for {who} "
+                    f"(from {creds.source or 'the command line'}): wrong password or no pull permission")
+        return (f"{self.host}/{repo} requires authentication (or does not exist): give credentials with "
+                "-u/-p, -t, -f FILE, DOCKER_USER/DOCKER_PASS or docker login")
+
+    # -- manifests ---------------------------------------------------------------------------------------
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
+        """GET a manifest: (raw bytes as served, content type, digest); verified when fetched by digest."""
+        by_digest = reference.startswith("sha256:")
+        if by_digest:
+            reference = parse_digest(reference)
+        what = f"manifest {repository}:{reference}" if not by_digest else f"manifest {repository}@{reference}"
+        resp = self.request("GET", f"/v2/{repository}/manifests/{reference}", _scope(repository),
+                            headers={"Accept": ACCEPT}, stream=True, what=what)
+        with resp:
+            _raise_for_status(resp, what, self.host)
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+                raise ManifestError(f"{what} is {length} bytes, more than the {MAX_MANIFEST_BYTES} allowed")
+            raw = _read_bounded(resp, MAX_MANIFEST_BYTES, what)
+            content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if by_digest and actual != reference:
+            raise VerificationError(f"{what}: content has digest {actual}")
+        # For a tag, the digest is what we computed: some registries send a Docker-Content-Digest that
+        # belongs to something else (the list, a conversion), so the header is never trusted.
+        return raw, content_type, actual
+
+    def head_manifest(self, repository: str, reference: str) -> tuple[str, str, int]:
+        """HEAD a manifest: (digest, content type, size). Docker Hub does not count HEADs against rate limits."""
+        what = f"manifest {repository}:{reference}"
+        resp = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", _scope(repository),
+                            headers={"Accept": ACCEPT}, what=what)
+        with resp:
+            _raise_for_status(resp, what, self.host)
+            digest = resp.headers.get("Docker-Content-Digest", "")
+            try:
+                digest = parse_digest(digest)
+            except HockerError:
+                raise RegistryError(f"{what}: the registry sent no usable Docker-Content-Digest") from None
+            size = resp.headers.get("Content-Length", "")
+            return digest, resp.headers.get("Content-Type", "").split(";")[0].strip(), int(size) if size.isdigit() else -1
+
+    def resolve(self, ref: Reference, platform: Optional[Platform]) -> Resolved:
+        """Fetch what `ref` names and, for an index, the manifest of `platform` (verified by digest)."""
+        raw, content_type, digest = self.get_manifest(ref.repository, ref.reference)
+        top = parse_manifest(raw, digest, content_type)
+        manifest = top
+        depth = 0
+        while isinstance(manifest, ImageIndex):
+            if platform is None:
+                raise ManifestError(f"{ref} is a multi-platform index; choose one with --platform")
+            chosen = select_platform(manifest, platform)
+            depth += 1
+            if depth > 2:
+                raise ManifestError(f"index {manifest.digest} nests indexes too deeply")
+            raw, content_type, child_digest = self.get_manifest(ref.repository, chosen.digest)
+            manifest = parse_manifest(raw, child_digest, content_type or chosen.media_type)
+        if manifest.media_type not in MANIFEST_TYPES:
+            raise ManifestError(f"{ref}: unsupported manifest type {manifest.media_type}")
+        return Resolved(top, manifest)
+
+    # -- blobs -------------------------------------------------------------------------------------------
+
+    def get_blob_bytes(self, repository: str, descriptor: Descriptor, limit: int = MAX_CONFIG_BYTES) -> bytes:
+        """A small blob (the config) in memory, verified."""
+        if descriptor.size > limit:
+            raise ManifestError(f"blob {descriptor.digest} is {descriptor.size} bytes, more than {limit} allowed")
+        sink = _BytesSink()
+        self.fetch_blob(repository, descriptor.digest, descriptor.size, sink)
+        return bytes(sink.buffer)
+
+    def fetch_blob(self, repository: str, digest: str, size: Optional[int], sink: BlobSink,
+                   progress: Optional[Callable[[int], None]] = None) -> None:
+        """Stream a blob into `sink`, hashing as it goes; resume with Range after a broken connection.
+
+        On return every byte in the sink has been checked against `digest` (and `size` when known).
+        """
+        digest = parse_digest(digest)
+        verifier = DigestVerifier(digest, size)
+        what = f"blob {digest}"
+        path = f"/v2/{repository}/blobs/{digest}"
+        breaks = 0
+        sink.restart()
+        while True:
+            offset = sink.tell()
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            resp = self.request("GET", path, _scope(repository), headers=headers, stream=True, what=what)
+            try:
+                if offset and resp.status_code == 206:
+                    if _range_start(resp) != offset:
+                        raise RegistryError(f"{what}: the server resumed at the wrong offset")
+                elif resp.status_code == 200:
+                    if offset:
+                        if progress:
+                            progress(-offset)
+                        self.log(f"{what}: the server ignored Range, starting over")
+                        sink.restart()
+                        verifier.reset()
+                else:
+                    _raise_for_status(resp, what, self.host)
+                for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                    verifier.update(chunk)
+                    sink.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+            except TRANSIENT + (_urllib3_errors()) as exc:
+                if breaks >= self.options.retries:
+                    raise RegistryError(f"{what}: {_reason(exc)} after {sink.tell()} bytes "
+                                        f"(gave up after {breaks} retries)") from None
+                breaks += 1
+                delay = self._delay(breaks - 1)
+                self._note_retry(f"{what}: connection broke after {sink.tell()} bytes", breaks, delay)
+                self.sleep(delay)
+                continue
+            finally:
+                resp.close()
+            if size is not None and verifier.count < size and breaks < self.options.retries:
+                breaks += 1  # a body shorter than the blob: try to fetch the rest
+                delay = self._delay(breaks - 1)
+                self._note_retry(f"{what}: short body ({verifier.count} of {size} bytes)", breaks, delay)
+                self.sleep(delay)
+                continue
+            break
+        verifier.check()
+
+
+class _BytesSink:
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+
+    def restart(self) -> None:
+        self.buffer.clear()
+
+    def tell(self) -> int:
+        return len(self.buffer)
+
+
+def _urllib3_errors() -> tuple[type[BaseException], ...]:
+    import urllib3.exceptions as u3
+
+    return (u3.ProtocolError, u3.ReadTimeoutError, u3.IncompleteRead, ConnectionError, TimeoutError)
+
+
+def _scope(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def _host_of(resp: requests.Response) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(resp.url).netloc
+
+
+def _range_start(resp: requests.Response) -> Optional[int]:
+    value = resp.headers.get("Content-Range", "")
+    if value.startswith("bytes ") and "-" in value:
+        start = value[6:].split("-", 1)[0].strip()
+        if start.isdigit():
+            return int(start)
+    return None
+
+
+def _retry_after(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _read_bounded(resp: requests.Response, limit: int, what: str) -> bytes:
+    data = bytearray()
+    try:
+        for chunk in resp.raw.stream(65536, decode_content=True):
+            data += chunk
+            if len(data) > limit:
+                raise ManifestError(f"{what} is larger than the {limit} bytes allowed")
+    except TRANSIENT + _urllib3_errors() as exc:
+        raise RegistryError(f"{what}: connection broke while reading ({_reason(exc)})") from None
+    return bytes(data)
+
+
+def _registry_message(resp: requests.Response) -> str:
+    """The first error code/message of a registry error body, kept short."""
+    try:
+        errors = resp.json().get("errors") or []
+        first = errors[0]
+        text = f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""
+    return text[:200]
+
+
+def _raise_for_status(resp: requests.Response, what: str, host: str) -> None:
+    if resp.status_code == 200:
+        return
+    detail = _registry_message(resp) if resp.request.method != "HEAD" else ""
+    suffix = f" ({detail})" if detail else ""
+    if resp.status_code == 404:
+        raise NotFoundError(f"{what} not found on {host}{suffix}")
+    if resp.status_code == 403:
+        raise AuthError(f"access to {what} on {host} is forbidden{suffix}")
+    raise RegistryError(f"{what}: unexpected HTTP {resp.status_code} from {_host_of(resp)}{suffix}")
+
+
+__all__ = ["ClientOptions", "RegistryClient", "Resolved", "BlobSink", "INDEX_TYPES"]

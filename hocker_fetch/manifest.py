@@ -1,0 +1,214 @@
+"""Manifests, indexes and platforms: parse what registries serve, refuse what we cannot use, pick a platform."""
+
+from __future__ import annotations
+
+import json
+import platform as _platform
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .digest import parse_digest
+from .errors import ManifestError, UsageError
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+# All four modern types: without the OCI ones the reference registry 404s OCI content, without schema2 it
+# downgrades to signed schema1.
+ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
+
+FOREIGN_LAYER_TYPES = frozenset({
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+})
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the OCI spec's recommended limit
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+MAX_BLOB_BYTES = 1 << 44  # 16 TiB: larger "sizes" are hostile, not images
+
+
+@dataclass(frozen=True)
+class Platform:
+    """os/architecture[/variant], kept in the normalised form used for matching."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    @classmethod
+    def parse(cls, text: str) -> "Platform":
+        parts = text.strip().lower().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise UsageError(f"invalid platform {text!r}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8")
+        return cls(*parts).normalized()
+
+    def normalized(self) -> "Platform":
+        """amd64 = x86_64, arm64 = aarch64 (variant v8), arm defaults to v7: the containerd conventions."""
+        os_ = (self.os or "").lower()
+        arch = (self.architecture or "").lower()
+        variant = (self.variant or "").lower() or None
+        arch, default_variant = _ARCH_ALIASES.get(arch, (arch, None))
+        if arch == "arm64" and variant in (None, "8", "v8"):
+            variant = "v8"
+        elif arch == "arm" and variant is None:
+            variant = default_variant or "v7"
+        elif variant is None:
+            variant = default_variant
+        return Platform(os_, arch, variant)
+
+
+_ARCH_ALIASES = {
+    "x86_64": ("amd64", None), "x86-64": ("amd64", None), "amd64": ("amd64", None),
+    "aarch64": ("arm64", "v8"), "arm64": ("arm64", "v8"),
+    "armhf": ("arm", "v7"), "armel": ("arm", "v6"), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
+    "i386": ("386", None), "i686": ("386", None), "386": ("386", None),
+    "ppc64le": ("ppc64le", None), "s390x": ("s390x", None), "riscv64": ("riscv64", None),
+}
+
+
+def host_platform() -> Platform:
+    """The host's Linux platform: what `docker pull` would pick here."""
+    return Platform("linux", _platform.machine() or "amd64").normalized()
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    annotations: dict[str, str] = field(default_factory=dict, compare=False)
+    urls: tuple[str, ...] = ()
+
+    @property
+    def is_attestation(self) -> bool:
+        return (self.annotations.get("vnd.docker.reference.type") == "attestation-manifest"
+                or (self.platform is not None and self.platform.os == "unknown"))
+
+    @property
+    def is_foreign(self) -> bool:
+        return self.media_type in FOREIGN_LAYER_TYPES
+
+
+@dataclass(frozen=True)
+class ImageManifest:
+    """A single-platform manifest (OCI or docker schema2) with the exact bytes it was parsed from."""
+
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    raw: bytes
+    digest: str
+
+
+@dataclass(frozen=True)
+class ImageIndex:
+    """An OCI index or docker manifest list."""
+
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+    raw: bytes
+    digest: str
+
+    def platforms(self) -> list[Descriptor]:
+        return [m for m in self.manifests if not m.is_attestation and m.platform is not None]
+
+
+Parsed = Union[ImageManifest, ImageIndex]
+
+
+def _descriptor(obj: Any, where: str, *, with_platform: bool = False) -> Descriptor:
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where} is not a JSON object")
+    media_type = obj.get("mediaType")
+    if not isinstance(media_type, str) or not media_type:
+        raise ManifestError(f"{where} has no mediaType")
+    try:
+        digest = parse_digest(obj.get("digest") if isinstance(obj.get("digest"), str) else "")
+    except UsageError as exc:
+        raise ManifestError(f"{where}: {exc}") from None
+    size = obj.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > MAX_BLOB_BYTES:
+        raise ManifestError(f"{where} has an invalid size {size!r}")
+    plat = None
+    if with_platform and isinstance(obj.get("platform"), dict):
+        p = obj["platform"]
+        if not all(isinstance(p.get(k, ""), str) for k in ("os", "architecture", "variant")):
+            raise ManifestError(f"{where} has a malformed platform")
+        plat = Platform(p.get("os", ""), p.get("architecture", ""), p.get("variant")).normalized()
+    annotations = obj.get("annotations") if isinstance(obj.get("annotations"), dict) else {}
+    urls = tuple(u for u in obj.get("urls", ()) if isinstance(u, str)) if isinstance(obj.get("urls"), list) else ()
+    return Descriptor(media_type, digest, size, plat, annotations, urls)
+
+
+def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> Parsed:
+    """Parse manifest bytes (already verified against `digest`) into a manifest or an index.
+
+    The bytes are kept untouched: digests are of raw bytes, never of re-serialised JSON.
+    """
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"manifest {digest} is not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"manifest {digest} is not a JSON object")
+    media_type = doc.get("mediaType") or (content_type or "").split(";")[0].strip()
+    version = doc.get("schemaVersion")
+    if version == 1 or media_type in DOCKER_SCHEMA1:
+        raise ManifestError(
+            f"manifest {digest} is docker schema1 (deprecated, unsigned-digest format); it is not supported: "
+            "push the image again with a current docker/skopeo to get schema2 or OCI")
+    if version != 2:
+        raise ManifestError(f"manifest {digest} has unsupported schemaVersion {version!r}")
+    if media_type not in INDEX_TYPES + MANIFEST_TYPES:
+        # OCI allows the mediaType field to be absent; the shape tells us what it is.
+        if "manifests" in doc:
+            media_type = OCI_INDEX
+        elif "config" in doc:
+            media_type = OCI_MANIFEST
+        else:
+            raise ManifestError(f"manifest {digest} has unknown media type {media_type!r}")
+    if media_type in INDEX_TYPES:
+        items = doc.get("manifests")
+        if not isinstance(items, list):
+            raise ManifestError(f"index {digest} has no manifests list")
+        manifests = tuple(_descriptor(m, f"index {digest} entry {i}", with_platform=True)
+                          for i, m in enumerate(items))
+        return ImageIndex(media_type, manifests, raw, digest)
+    if "config" not in doc:
+        raise ManifestError(f"manifest {digest} has no config")
+    config = _descriptor(doc["config"], f"manifest {digest} config")
+    if config.size > MAX_CONFIG_BYTES:
+        raise ManifestError(f"manifest {digest} config size {config.size} is implausibly large")
+    layers_doc = doc.get("layers")
+    if not isinstance(layers_doc, list):
+        raise ManifestError(f"manifest {digest} has no layers list")
+    layers = tuple(_descriptor(layer, f"manifest {digest} layer {i}") for i, layer in enumerate(layers_doc))
+    return ImageManifest(media_type, config, layers, raw, digest)
+
+
+def select_platform(index: ImageIndex, wanted: Platform) -> Descriptor:
+    """Pick the entry for `wanted`, skipping attestations; variants must match once defaults are applied."""
+    wanted = wanted.normalized()
+    candidates = [d for d in index.platforms() if d.media_type in MANIFEST_TYPES + INDEX_TYPES]
+    for d in candidates:
+        if d.platform == wanted:
+            return d
+    if wanted.variant is None:
+        for d in candidates:
+            p = d.platform
+            if p is not None and (p.os, p.architecture) == (wanted.os, wanted.architecture):
+                return d
+    available = ", ".join(str(d.platform) for d in candidates) or "none (only attestations)"
+    raise ManifestError(f"no manifest for platform {wanted} in index {index.digest}; available: {available}")
+
+
