@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(UsageError.exit_code, f"{self.prog}: {message}\n")
 
 
-def _parser(prog: str, description: str, *, tag_help: str) -> argparse.ArgumentParser:
+def make_parser(prog: str, description: str, *, tag_help: str) -> argparse.ArgumentParser:
     p = _Parser(prog=prog, description=description, epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
@@ -65,7 +65,7 @@ def _parser(prog: str, description: str, *, tag_help: str) -> argparse.ArgumentP
     return p
 
 
-def _add_out(p: argparse.ArgumentParser, required: bool) -> None:
+def add_out_option(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("-o", "--out", metavar="PATH", required=required,
                    help="write here atomically (never a partial file)" + ("" if required else "; default stdout"))
 
@@ -77,19 +77,19 @@ def _say(prog: str, quiet: bool) -> Callable[[str], None]:
     return log
 
 
-def _reference(args: argparse.Namespace) -> "Reference":
+def image_reference(args: argparse.Namespace) -> "Reference":
     from .reference import resolve_reference
 
     return resolve_reference(args.image, args.tag, args.registry)
 
 
-def _platform(args: argparse.Namespace):
+def chosen_platform(args: argparse.Namespace):
     from .manifest import Platform, host_platform
 
     return Platform.parse(args.platform) if args.platform else host_platform()
 
 
-def _client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
+def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
     from .client import ClientOptions, RegistryClient
     from .credentials import resolve
 
@@ -109,7 +109,7 @@ def _client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8
     return RegistryClient(ref, creds, options, log=_say(prog, args.quiet))
 
 
-def _emit(data: bytes, out: Optional[str]) -> None:
+def emit_bytes(data: bytes, out: Optional[str]) -> None:
     """Bytes to stdout exactly, or atomically to --out (then its path on stdout, as hocker did)."""
     if out is None:
         sys.stdout.buffer.write(data)
@@ -123,7 +123,7 @@ def _emit(data: bytes, out: Optional[str]) -> None:
     print(out)
 
 
-def _run(prog: str, body: Callable[[], None]) -> int:
+def run_command(prog: str, body: Callable[[], None]) -> int:
     """Every failure becomes one line `<prog>: <message>` and a distinct exit code; never a traceback."""
     try:
         body()
@@ -144,9 +144,9 @@ def _run(prog: str, body: Callable[[], None]) -> int:
 
 def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
     prog = "hocker-manifest"
-    p = _parser(prog, "Print an image manifest exactly as the registry serves it.",
+    p = make_parser(prog, "Print an image manifest exactly as the registry serves it.",
                 tag_help="tag (default latest)")
-    _add_out(p, required=False)
+    add_out_option(p, required=False)
     p.add_argument("--index", action="store_true",
                    help="for a multi-arch tag, print the index/manifest list itself instead of one platform's manifest")
     p.add_argument("--digest", action="store_true",
@@ -156,8 +156,8 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> None:
         from .manifest import parse_manifest
 
-        ref = _reference(args)
-        with _client(args, ref, prog) as client:
+        ref = image_reference(args)
+        with make_client(args, ref, prog) as client:
             if args.digest and (args.index or not args.platform):
                 digest = ref.digest or client.head_manifest(ref.repository, ref.reference)[0]
                 print(digest)
@@ -166,39 +166,39 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
                 raw, content_type, digest = client.get_manifest(ref.repository, ref.reference)
                 parse_manifest(raw, digest, content_type)  # refuse schema1 / garbage even here
             else:
-                resolved = client.resolve(ref, _platform(args))
+                resolved = client.resolve(ref, chosen_platform(args))
                 raw, digest = resolved.manifest.raw, resolved.manifest.digest
             if args.digest:
                 print(digest)
             else:
-                _emit(raw, args.out)
+                emit_bytes(raw, args.out)
 
-    return _run(prog, body)
+    return run_command(prog, body)
 
 
 def config_main(argv: Optional[Sequence[str]] = None) -> int:
     prog = "hocker-config"
-    p = _parser(prog, "Print an image's config JSON exactly as stored (its sha256 is the image ID).",
+    p = make_parser(prog, "Print an image's config JSON exactly as stored (its sha256 is the image ID).",
                 tag_help="tag (default latest)")
-    _add_out(p, required=False)
+    add_out_option(p, required=False)
     args = p.parse_args(argv)
 
     def body() -> None:
-        ref = _reference(args)
-        with _client(args, ref, prog) as client:
-            resolved = client.resolve(ref, _platform(args))
-            _emit(client.get_blob_bytes(ref.repository, resolved.manifest.config), args.out)
+        ref = image_reference(args)
+        with make_client(args, ref, prog) as client:
+            resolved = client.resolve(ref, chosen_platform(args))
+            emit_bytes(client.get_blob_bytes(ref.repository, resolved.manifest.config), args.out)
 
-    return _run(prog, body)
+    return run_command(prog, body)
 
 
 def layer_main(argv: Optional[Sequence[str]] = None) -> int:
     prog = "hocker-layer"
-    p = _parser(prog, "Download one blob (a layer, still compressed) by digest, verified while it streams.",
+    p = make_parser(prog, "Download one blob (a layer, still compressed) by digest, verified while it streams.",
                 tag_help="ignored (hocker compatibility: Nix passes a tag)")
     p.add_argument("--layer", required=True, metavar="DIGEST", help="sha256:HEX or bare HEX")
     p.add_argument("--size", type=int, metavar="BYTES", help="expected size, checked as well (optional)")
-    _add_out(p, required=True)
+    add_out_option(p, required=True)
     args = p.parse_args(argv)
 
     def body() -> None:
@@ -207,8 +207,8 @@ def layer_main(argv: Optional[Sequence[str]] = None) -> int:
         from .progress import Progress
 
         digest = parse_digest(args.layer)
-        ref = _reference(args)
-        with _client(args, ref, prog) as client, AtomicFile(args.out) as f:
+        ref = image_reference(args)
+        with make_client(args, ref, prog) as client, AtomicFile(args.out) as f:
             progress = Progress(prog, args.size, 1, enabled=not args.quiet and sys.stderr.isatty())
             client.fetch_blob(ref.repository, digest, args.size, FileSink(f.file), progress=progress.add)
             progress.item_done()
@@ -216,14 +216,14 @@ def layer_main(argv: Optional[Sequence[str]] = None) -> int:
             f.commit()
         print(args.out)
 
-    return _run(prog, body)
+    return run_command(prog, body)
 
 
 def image_main(argv: Optional[Sequence[str]] = None) -> int:
     prog = "hocker-image"
-    p = _parser(prog, "Write an image as a `docker load` archive (or an OCI layout), layers fetched in parallel.",
+    p = make_parser(prog, "Write an image as a `docker load` archive (or an OCI layout), layers fetched in parallel.",
                 tag_help="tag (default latest)")
-    _add_out(p, required=True)
+    add_out_option(p, required=True)
     p.add_argument("--format", choices=("docker-archive", "oci", "oci-archive"), default="docker-archive",
                    help="docker-archive (docker/podman load; default), oci (an OCI image layout directory) "
                         "or oci-archive (that layout as a tar)")
@@ -238,9 +238,9 @@ def image_main(argv: Optional[Sequence[str]] = None) -> int:
 
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
-        ref = _reference(args)
-        with _client(args, ref, prog, pool=args.jobs) as client:
-            resolved = client.resolve(ref, _platform(args))
+        ref = image_reference(args)
+        with make_client(args, ref, prog, pool=args.jobs) as client:
+            resolved = client.resolve(ref, chosen_platform(args))
             layers = resolved.manifest.layers
             progress = Progress(prog, sum(d.size for d in layers), len(layers),
                                 enabled=not args.quiet and sys.stderr.isatty())
@@ -249,6 +249,6 @@ def image_main(argv: Optional[Sequence[str]] = None) -> int:
             progress.close()
         print(args.out)
 
-    return _run(prog, body)
+    return run_command(prog, body)
 
 
