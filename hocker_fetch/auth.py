@@ -21,7 +21,8 @@ import requests
 from .credentials import Credentials
 from .errors import AuthError, RegistryError, UsageError
 
-_PARAM = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+_TOKEN = re.compile(r"[\s,]*([A-Za-z0-9_.!#$%&'*+^`|~-]+)")
+_VALUE = re.compile(r'\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 DEFAULT_TOKEN_LIFETIME = 60.0  # seconds, per the token spec when expires_in is absent
 
 
@@ -32,14 +33,28 @@ class Challenge:
 
 
 def parse_challenges(header: str) -> list[Challenge]:
-    """Parse `Bearer realm="..",service="..",scope=".."` (and several challenges in one header)."""
+    """Parse `Bearer realm="..",service="..",scope=".."`, also several challenges in one header.
+
+    A token followed by `=` is a parameter of the current challenge; any other token starts a new one.
+    """
     challenges: list[Challenge] = []
-    for m in re.finditer(r'(?:^|,)\s*([A-Za-z]+)\s+((?:[A-Za-z0-9_.-]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^\s,]*)\s*,?\s*)*)',
-                         header or ""):
-        params = {k.lower(): (q if q else u).replace('\\"', '"') for k, q, u in _PARAM.findall(m.group(2))}
-        challenges.append(Challenge(m.group(1).lower(), params))
-    if not challenges and (header or "").strip():
-        challenges.append(Challenge(header.strip().split()[0].lower(), {}))
+    pos = 0
+    text = header or ""
+    while True:
+        name = _TOKEN.match(text, pos)
+        if not name:
+            break
+        pos = name.end()
+        value = _VALUE.match(text, pos)
+        if value and challenges:
+            quoted, bare = value.group(1), value.group(2)
+            raw = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+            challenges[-1].params[name.group(1).lower()] = raw
+            pos = value.end()
+        elif value:
+            pos = value.end()  # a parameter before any scheme: ignore it
+        else:
+            challenges.append(Challenge(name.group(1).lower(), {}))
     return challenges
 
 
