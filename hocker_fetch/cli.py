@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional, Sequence
 
@@ -123,8 +124,16 @@ def emit_bytes(data: bytes, out: Optional[str]) -> None:
     print(out)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_command(prog: str, body: Callable[[], None]) -> int:
-    """Every failure becomes one line `<prog>: <message>` and a distinct exit code; never a traceback."""
+    """Every failure becomes one line `<prog>: <message>` and a distinct exit code; never a traceback.
+
+    SIGTERM is turned into KeyboardInterrupt so a killed run still removes its temporary files.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         body()
     except HockerError as exc:

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -26,17 +26,12 @@ from .digest import DigestVerifier, parse_digest
 from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
 from .manifest import (ACCEPT, INDEX_TYPES, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
                        ImageIndex, ImageManifest, Parsed, Platform, parse_manifest, select_platform)
+from .output import BlobSink
 from .reference import Reference
 
 CHUNK = 1 << 20
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
-
-class BlobSink(Protocol):
-    def write(self, data: bytes) -> None: ...
-    def restart(self) -> None: ...
-    def tell(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -408,4 +403,3 @@ def _raise_for_status(resp: requests.Response, what: str, host: str) -> None:
     raise RegistryError(f"{what}: unexpected HTTP {resp.status_code} from {_host_of(resp)}{suffix}")
 
 
-__all__ = ["ClientOptions", "RegistryClient", "Resolved", "BlobSink", "INDEX_TYPES"]

@@ -1,0 +1,78 @@
+"""hocker-image's work: one image to a docker-archive, an OCI layout or an oci-archive.
+
+The archive's layout is planned from the manifest before any layer is fetched, so layers download in
+parallel straight to their final place (no second copy) and are verified on the way; the output appears at
+its path only once every blob checked out.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Mapping, Optional, Sequence
+
+from .archive import BlobRef, plan_docker_archive, plan_oci_layout, write_dir, write_tar
+from .client import RegistryClient, Resolved
+from .errors import NotFoundError
+from .output import AtomicDir, AtomicFile
+from .progress import Progress
+from .reference import Reference
+
+FORMATS = ("docker-archive", "oci", "oci-archive")
+
+
+def default_repo_tags(ref: Reference) -> list[str]:
+    """`debian:bookworm` for Docker Hub official images, `host:port/path:tag` elsewhere; none for a bare digest."""
+    return [f"{ref.name}:{ref.tag}"] if ref.tag else []
+
+
+def write_image(client: RegistryClient, ref: Reference, resolved: Resolved, out: str, *, fmt: str = "docker-archive",
+                jobs: int = 4, repo_tags: Optional[Sequence[str]] = None, progress: Optional[Progress] = None) -> None:
+    manifest = resolved.manifest
+    config = client.get_blob_bytes(ref.repository, manifest.config)
+    tags = list(repo_tags) if repo_tags else default_repo_tags(ref)
+    if fmt == "docker-archive":
+        layers = [BlobRef(d.digest, d.size, d.media_type) for d in manifest.layers]
+        plan = plan_docker_archive(manifest.config.digest, config, layers, tags)
+    else:
+        name = tags[0] if tags else ref.name
+        plan = plan_oci_layout(manifest.raw, config, media_type=manifest.media_type, manifest_digest=manifest.digest,
+                               ref_name=name.rsplit(":", 1)[-1] if tags else None, image_name=name)
+    foreign = {d.digest for d in manifest.layers if d.is_foreign}
+    if fmt == "oci":
+        with AtomicDir(out) as target:
+            _download(client, ref.repository, write_dir(plan, target), plan.blobs, jobs, progress, foreign)
+            target.commit()
+    else:
+        with AtomicFile(out) as target:
+            _download(client, ref.repository, write_tar(plan, target), plan.blobs, jobs, progress, foreign)
+            target.commit()
+
+
+def _download(client: RegistryClient, repository: str, sinks: Mapping[str, object], blobs: Mapping[str, BlobRef],
+              jobs: int, progress: Optional[Progress], foreign: set[str]) -> None:
+    """Fetch every blob into its sink, `jobs` at a time; the first failure cancels the rest."""
+    sizes = {ref.digest: ref.size for ref in blobs.values()}
+
+    def one(digest: str) -> None:
+        sink = sinks[digest]
+        try:
+            client.fetch_blob(repository, digest, sizes[digest], sink,  # type: ignore[arg-type]
+                              progress=progress.add if progress else None)
+        except NotFoundError as exc:
+            if digest in foreign:
+                raise NotFoundError(f"{exc}: it is a foreign (non-distributable) layer the registry does not "
+                                    "serve; fetch it from its URLs yourself") from None
+            raise
+        sink.verify_complete()  # type: ignore[attr-defined]
+        if progress:
+            progress.item_done()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sinks) or 1))) as pool:
+        futures = [pool.submit(one, digest) for digest in sinks]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        wait(futures)
