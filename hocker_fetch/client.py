@@ -24,7 +24,7 @@ from .auth import RegistryAuth, _reason, is_loopback
 from .credentials import Credentials
 from .digest import DigestVerifier, parse_digest
 from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
-from .manifest import (ACCEPT, INDEX_TYPES, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
+from .manifest import (ACCEPT, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
                        ImageIndex, ImageManifest, Parsed, Platform, parse_manifest, select_platform)
 from .output import BlobSink
 from .reference import Reference
