@@ -1,0 +1,485 @@
+"""docker-archive and OCI image layout outputs, written without copying any blob twice.
+
+Every blob's size is known from the manifest before a byte is downloaded, so
+the complete layout of a tar file can be computed first
+(:class:`TarLayout`), its headers and small members written, and the layers
+then downloaded in parallel straight to their final offsets through
+:class:`~hocker_fetch.output.RegionSink`\\ s.
+
+Typical use::
+
+    plan = plan_docker_archive(config_digest, config_bytes, manifest["layers"], ["name:tag"])
+    # or: plan = plan_oci_layout(manifest_bytes, config_bytes, ref_name="tag", image_name="reg/name:tag")
+    with AtomicFile(out) as af:                       # hocker_fetch.output
+        sinks = write_tar(plan, af)                    # {digest: RegionSink}
+        ...fetch every digest into sinks[digest] (in parallel if you like)...
+        for s in sinks.values(): s.verify_complete()
+    # an OCI layout directory instead:
+    with AtomicDir(out) as ad:
+        sinks = write_dir(plan, ad)                    # {digest: FileSink}
+        ...
+
+An :class:`ArchivePlan` is an ordered list of members, each either small
+static bytes (manifest.json, index.json, the config, ...) or a :class:`BlobRef`
+(digest, size, mediaType) to be downloaded.  Member order and every header
+byte are fixed by this module (not by the Python version), so the same image
+always produces the same tar, byte for byte -- Nix hashes stay stable.
+
+Tar format: POSIX ustar with PAX extended headers only where needed (names
+longer than 100 bytes or not ASCII, sizes of 8 GiB or more).  Every member is a
+regular file, mode 0644, uid/gid 0, empty uname/gname, mtime 0; a PAX header is
+named ``././@PaxHeader``.  The archive ends with two zero blocks (no padding
+to a 10 KiB record).
+
+docker-archive member order: ``manifest.json``, ``repositories`` (when there
+are RepoTags and layers), ``<config-hex>.json``, then one ``<layer-hex>.tar``
+per distinct layer in manifest order.  Layers are embedded as served
+(compressed); ``docker load``, ``podman load`` and ``skopeo`` decompress them
+themselves and check them against the config's ``rootfs.diff_ids``.
+
+OCI layout member order: ``oci-layout``, ``index.json``, then
+``blobs/<alg>/<hex>`` for the manifest, the config and each distinct layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .errors import ManifestError, UsageError, VerificationError
+from .output import FileSink, RegionSink
+
+__all__ = [
+    "BLOCK",
+    "BlobRef",
+    "ArchivePlan",
+    "TarMember",
+    "TarLayout",
+    "plan_docker_archive",
+    "plan_oci_layout",
+    "write_tar",
+    "write_dir",
+    "OCI_LAYOUT",
+    "OCI_INDEX_MEDIA_TYPE",
+    "OCI_MANIFEST_MEDIA_TYPE",
+]
+
+BLOCK = 512
+OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
+REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
+
+_DIGEST_RE = re.compile(r"\A(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
+_TAG_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+
+
+def _json(obj: Any) -> bytes:
+    """Deterministic compact JSON (key order as constructed, ASCII only)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _pad(n: int) -> int:
+    return -n % BLOCK
+
+
+# --------------------------------------------------------------------------- blobs
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A blob to be downloaded: its digest (``sha256:<hex>`` or ``sha512:<hex>``), size and media type."""
+
+    digest: str
+    size: int
+    media_type: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.digest, str) or not _DIGEST_RE.match(self.digest):
+            raise ManifestError(f"unsupported or malformed digest: {self.digest!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            raise ManifestError(f"bad size for {self.digest}: {self.size!r}")
+
+    @property
+    def algorithm(self) -> str:
+        return self.digest.split(":", 1)[0]
+
+    @property
+    def hex(self) -> str:
+        return self.digest.split(":", 1)[1]
+
+    @classmethod
+    def of(cls, descriptor: Union["BlobRef", Mapping[str, Any], Sequence[Any]]) -> "BlobRef":
+        """From a BlobRef, an OCI/docker descriptor dict, or a ``(digest, size[, mediaType])`` tuple."""
+        if isinstance(descriptor, BlobRef):
+            return descriptor
+        if isinstance(descriptor, Mapping):
+            try:
+                return cls(descriptor["digest"], descriptor["size"], descriptor.get("mediaType") or "")
+            except KeyError as exc:
+                raise ManifestError(f"descriptor without {exc.args[0]}") from None
+        if isinstance(descriptor, (tuple, list)) and len(descriptor) in (2, 3):
+            return cls(*descriptor)
+        raise ManifestError(f"not a descriptor: {descriptor!r}")
+
+
+def _digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def _check_digest(what: str, data: bytes, digest: Optional[str]) -> str:
+    """Return the digest of ``data``; VerificationError if it differs from ``digest``."""
+    if digest is None:
+        return _digest_of(data)
+    BlobRef(digest, len(data))  # validates the digest's form
+    actual = _digest_of(data, digest.split(":", 1)[0])
+    if actual != digest:
+        raise VerificationError(f"{what} digest mismatch: expected {digest}, got {actual}")
+    return actual
+
+
+# --------------------------------------------------------------------------- plans
+
+Entry = Tuple[str, Union[bytes, BlobRef]]
+
+
+@dataclass(frozen=True)
+class ArchivePlan:
+    """The members of an archive/layout, in order: static bytes or blobs to download.
+
+    * ``entries``: ``((name, bytes | BlobRef), ...)`` in archive order;
+    * ``static``: ``{name: bytes}``; ``blobs``: ``{name: BlobRef}``;
+    * ``blob_names``: ``{digest: name}`` (each distinct blob appears once).
+    """
+
+    entries: Tuple[Entry, ...]
+
+    @property
+    def static(self) -> Dict[str, bytes]:
+        return {n: v for n, v in self.entries if isinstance(v, bytes)}
+
+    @property
+    def blobs(self) -> Dict[str, BlobRef]:
+        return {n: v for n, v in self.entries if isinstance(v, BlobRef)}
+
+    @property
+    def blob_names(self) -> Dict[str, str]:
+        return {v.digest: n for n, v in self.entries if isinstance(v, BlobRef)}
+
+    def tar_layout(self) -> "TarLayout":
+        return TarLayout((n, v if isinstance(v, bytes) else v.size) for n, v in self.entries)
+
+    @property
+    def tar_size(self) -> int:
+        return self.tar_layout().total_size
+
+
+class _PlanBuilder:
+    def __init__(self) -> None:
+        self.entries: List[Entry] = []
+        self.names: set = set()
+
+    def add(self, name: str, value: Union[bytes, BlobRef]) -> bool:
+        if name in self.names:
+            return False
+        self.names.add(name)
+        self.entries.append((name, value))
+        return True
+
+    def plan(self) -> ArchivePlan:
+        return ArchivePlan(tuple(self.entries))
+
+
+def _split_repo_tag(repo_tag: str) -> Tuple[str, str]:
+    if not isinstance(repo_tag, str) or "@" in repo_tag:
+        raise UsageError(f"a docker-archive tag must be name:tag, not a digest reference: {repo_tag}")
+    colon, slash = repo_tag.rfind(":"), repo_tag.rfind("/")
+    name, tag = repo_tag[:colon], repo_tag[colon + 1 :]
+    if colon <= slash or not name or not _TAG_RE.match(tag):
+        raise UsageError(f"a docker-archive tag must be name:tag: {repo_tag!r}")
+    return name, tag
+
+
+def plan_docker_archive(
+    config_digest: Optional[str],
+    config_bytes: bytes,
+    layers: Iterable[Union[BlobRef, Mapping[str, Any], Sequence[Any]]],
+    repo_tags: Sequence[str] = (),
+) -> ArchivePlan:
+    """Members of a ``docker load`` archive.
+
+    * ``<config-hex>.json``: ``config_bytes`` exactly (checked against
+      ``config_digest`` if given), so the loaded image ID is the config digest;
+    * ``<layer-hex>.tar`` per distinct layer: the blob as served (gzip, zstd
+      or plain tar; loaders detect and decompress it);
+    * ``manifest.json``: ``[{"Config":..,"RepoTags":[..],"Layers":[..]}]``
+      (a layer listed twice in the manifest is listed twice here, stored once);
+    * ``repositories``: ``{name: {tag: <hex of the top layer>}}`` -- legacy,
+      only read by loaders when manifest.json is absent; ``docker save`` puts
+      the top layer's v1 ID there, we put the top layer member's hex.
+
+    ``layers`` are descriptors (dicts with digest/size/mediaType, or BlobRefs)
+    in manifest order; ``repo_tags`` are ``name:tag`` strings (UsageError
+    otherwise).
+    """
+    config_digest = _check_digest("config", config_bytes, config_digest)
+    refs = [BlobRef.of(d) for d in layers]
+    tags = list(repo_tags)
+    parsed = [_split_repo_tag(t) for t in tags]
+    config_name = config_digest.split(":", 1)[1] + ".json"
+    layer_names = [r.hex + ".tar" for r in refs]
+
+    b = _PlanBuilder()
+    b.add("manifest.json", _json([{"Config": config_name, "RepoTags": tags, "Layers": layer_names}]))
+    if parsed and refs:
+        repositories: Dict[str, Dict[str, str]] = {}
+        for name, tag in parsed:
+            repositories.setdefault(name, {})[tag] = refs[-1].hex
+        b.add("repositories", _json(repositories))
+    b.add(config_name, bytes(config_bytes))
+    for name, ref in zip(layer_names, refs):
+        b.add(name, ref)
+    return b.plan()
+
+
+def plan_oci_layout(
+    manifest_bytes: bytes,
+    config_bytes: bytes,
+    *,
+    media_type: Optional[str] = None,
+    ref_name: Optional[str] = None,
+    image_name: Optional[str] = None,
+    manifest_digest: Optional[str] = None,
+    platform: Optional[Mapping[str, Any]] = None,
+) -> ArchivePlan:
+    """Members of an OCI image layout holding one image manifest.
+
+    The manifest is kept exactly as served (``manifest_bytes``, checked against
+    ``manifest_digest`` if given); its config descriptor and layers are read
+    from it, and ``config_bytes`` must match the config digest.  ``media_type``
+    is the manifest's media type (the registry's Content-Type); when omitted
+    the manifest's own ``mediaType`` field is used, else the OCI manifest type.
+    Docker schema2 manifests are stored as they are (skopeo reads them from an
+    OCI layout).
+
+    ``index.json`` gets one descriptor (mediaType, digest, size, optional
+    ``platform``) annotated with ``org.opencontainers.image.ref.name`` =
+    ``ref_name`` (the tag) and ``io.containerd.image.name`` = ``image_name``
+    (the full name), each only when given.
+    """
+    try:
+        manifest = json.loads(manifest_bytes)
+    except ValueError as exc:
+        raise ManifestError(f"manifest is not JSON: {exc}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+        raise ManifestError("not an image manifest (no config descriptor)")
+    layers = manifest.get("layers")
+    if not isinstance(layers, list):
+        raise ManifestError("not an image manifest (no layers list)")
+    config_ref = BlobRef.of(manifest["config"])
+    _check_digest("config", config_bytes, config_ref.digest)
+    if len(config_bytes) != config_ref.size:
+        raise VerificationError(f"config size {len(config_bytes)} differs from its descriptor's {config_ref.size}")
+    manifest_digest = _check_digest("manifest", manifest_bytes, manifest_digest)
+    mt = media_type or manifest.get("mediaType") or OCI_MANIFEST_MEDIA_TYPE
+
+    desc: Dict[str, Any] = {"mediaType": mt, "digest": manifest_digest, "size": len(manifest_bytes)}
+    if platform:
+        desc["platform"] = dict(platform)
+    annotations: Dict[str, str] = {}
+    if image_name:
+        annotations[CONTAINERD_NAME_ANNOTATION] = image_name
+    if ref_name:
+        annotations[REF_NAME_ANNOTATION] = ref_name
+    if annotations:
+        desc["annotations"] = annotations
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE, "manifests": [desc]}
+
+    def blob_path(digest: str) -> str:
+        alg, hx = digest.split(":", 1)
+        return f"blobs/{alg}/{hx}"
+
+    b = _PlanBuilder()
+    b.add("oci-layout", OCI_LAYOUT)
+    b.add("index.json", _json(index))
+    b.add(blob_path(manifest_digest), bytes(manifest_bytes))
+    b.add(blob_path(config_ref.digest), bytes(config_bytes))
+    for d in layers:
+        ref = BlobRef.of(d)
+        b.add(blob_path(ref.digest), ref)
+    return b.plan()
+
+
+# --------------------------------------------------------------------------- tar
+
+
+def _octal(value: int, width: int) -> bytes:
+    """``width-1`` zero-padded octal digits and a NUL."""
+    digits = b"%0*o" % (width - 1, value)
+    if len(digits) > width - 1:
+        raise ValueError(f"{value} does not fit a {width}-byte tar field")
+    return digits + b"\0"
+
+
+def _ustar_block(name_field: bytes, size: int, typeflag: bytes, mode: int = 0o644) -> bytes:
+    h = bytearray(BLOCK)
+    h[0:100] = name_field[:100].ljust(100, b"\0")
+    h[100:108] = _octal(mode, 8)
+    h[108:116] = _octal(0, 8)  # uid
+    h[116:124] = _octal(0, 8)  # gid
+    h[124:136] = _octal(size, 12)
+    h[136:148] = _octal(0, 12)  # mtime
+    h[148:156] = b" " * 8  # checksum placeholder
+    h[156:157] = typeflag
+    h[257:263] = b"ustar\0"
+    h[263:265] = b"00"
+    # uname/gname (265..329) stay empty
+    h[329:337] = _octal(0, 8)  # devmajor
+    h[337:345] = _octal(0, 8)  # devminor
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    payload = b" " + key.encode("ascii") + b"=" + value + b"\n"
+    length = len(payload) + 1
+    while len(str(length)) + len(payload) != length:
+        length = len(str(length)) + len(payload)
+    return str(length).encode("ascii") + payload
+
+
+_MAX_OCTAL_SIZE = 8**11 - 1
+
+
+def tar_header(name: str, size: int) -> bytes:
+    """The header block(s) of a regular-file member (PAX extended header when needed)."""
+    if not name or "\0" in name:
+        raise ValueError(f"bad tar member name: {name!r}")
+    raw = name.encode("utf-8")
+    records = b""
+    if len(raw) > 100 or not name.isascii():
+        records += _pax_record("path", raw)
+        name_field = name.encode("ascii", "replace")[:100]
+    else:
+        name_field = raw
+    header_size = size
+    if size > _MAX_OCTAL_SIZE:
+        records += _pax_record("size", str(size).encode("ascii"))
+        header_size = 0
+    out = b""
+    if records:
+        out = _ustar_block(b"././@PaxHeader", len(records), b"x") + records + b"\0" * _pad(len(records))
+    return out + _ustar_block(name_field, header_size, b"0")
+
+
+@dataclass(frozen=True)
+class TarMember:
+    name: str
+    size: int
+    header_offset: int
+    data_offset: int
+    data: Optional[bytes]  # None: filled later through a RegionSink
+    header: bytes
+
+
+class TarLayout:
+    """The byte layout of a tar file, computed before any member's data exists.
+
+    ``members`` is an ordered iterable of ``(name, size)`` for regions filled
+    later and ``(name, bytes)`` for small in-memory members.  Attributes:
+    ``members`` (list of :class:`TarMember`), ``total_size``.
+
+    :meth:`write_skeleton` writes headers, in-memory data, padding and the two
+    end-of-archive zero blocks, and sizes the file; each remaining region
+    ``[data_offset(name), +size)`` is then filled by a :class:`RegionSink`
+    (:meth:`region_sink`), in any order and from any thread.
+    """
+
+    def __init__(self, members: Iterable[Tuple[str, Union[int, bytes]]]) -> None:
+        self.members: List[TarMember] = []
+        self._by_name: Dict[str, TarMember] = {}
+        offset = 0
+        for name, spec in members:
+            if isinstance(spec, (bytes, bytearray, memoryview)):
+                data: Optional[bytes] = bytes(spec)
+                size = len(data)
+            elif isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+                data, size = None, spec
+            else:
+                raise ValueError(f"member {name!r}: size or bytes expected, got {spec!r}")
+            if name in self._by_name:
+                raise ValueError(f"duplicate tar member {name!r}")
+            header = tar_header(name, size)
+            m = TarMember(name, size, offset, offset + len(header), data, header)
+            self.members.append(m)
+            self._by_name[name] = m
+            offset = m.data_offset + size + _pad(size)
+        self.total_size = offset + 2 * BLOCK
+
+    def member(self, name: str) -> TarMember:
+        return self._by_name[name]
+
+    def data_offset(self, name: str) -> int:
+        return self._by_name[name].data_offset
+
+    def write_skeleton(self, fd: int) -> None:
+        """Write everything but the regions; the file is truncated and sized to ``total_size``.
+
+        Sizing with ``ftruncate`` makes all padding and the end blocks zeros
+        (and the unfilled regions holes, until their sinks fill them).
+        """
+        os.ftruncate(fd, 0)
+        os.ftruncate(fd, self.total_size)
+        for m in self.members:
+            chunk = m.header + (m.data or b"")
+            _pwrite_all(fd, chunk, m.header_offset)
+
+    def region_sink(self, fd: int, name: str, digest: Optional[str] = None) -> RegionSink:
+        m = self._by_name[name]
+        if m.data is not None:
+            raise ValueError(f"member {name!r} is in-memory, it has no region to fill")
+        return RegionSink(fd, m.data_offset, m.size, digest=digest)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _fileno(out: Any) -> int:
+    return out if isinstance(out, int) else out.fileno()
+
+
+def write_tar(plan: ArchivePlan, out: Any) -> Dict[str, RegionSink]:
+    """Lay ``plan`` out as a tar in ``out`` (an AtomicFile, file object or fd).
+
+    Writes the skeleton and returns ``{digest: RegionSink}`` for every blob
+    still to be fetched; fill each, call ``verify_complete()`` on each, then
+    commit the AtomicFile.
+    """
+    fd = _fileno(out)
+    layout = plan.tar_layout()
+    layout.write_skeleton(fd)
+    return {ref.digest: layout.region_sink(fd, name, ref.digest) for name, ref in plan.blobs.items()}
+
+
+def write_dir(plan: ArchivePlan, out: Any) -> Dict[str, FileSink]:
+    """Write ``plan`` as a directory tree into ``out`` (an :class:`~hocker_fetch.output.AtomicDir`).
+
+    Static members are written now; returns ``{digest: FileSink}`` over
+    freshly created blob files (closed and fsynced by the AtomicDir's commit).
+    """
+    for name, value in plan.entries:
+        if isinstance(value, bytes):
+            out.write_file(name, value)
+    return {
+        ref.digest: FileSink(out.create_file(name), size=ref.size, digest=ref.digest)
+        for name, ref in plan.blobs.items()
+    }

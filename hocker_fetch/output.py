@@ -1,0 +1,542 @@
+"""Atomic outputs and blob sinks.
+
+The tools promise that an interrupted or failed run never leaves a partial or
+unverified file at ``--out PATH``, not even briefly under the final name.  Every
+output is therefore written beside its target under a hidden temporary name
+(``.<basename>.hocker-XXXXXXXX``) and renamed onto the target only once the
+caller has verified everything (:meth:`AtomicFile.commit`).
+
+Blob bytes reach their destination through a *blob sink* (:class:`BlobSink`):
+the registry client streams a blob, hashing it as it goes, into ``sink.write``;
+on a resumed download it asks ``sink.tell()`` for the ``Range: bytes=N-`` start,
+and if the server ignores the Range (200 instead of 206) it calls
+``sink.restart()`` and starts over.  Two sinks exist:
+
+* :class:`FileSink` -- sequential writes into a file object (one blob per file,
+  e.g. ``blobs/sha256/<hex>`` of an OCI layout directory);
+* :class:`RegionSink` -- ``os.pwrite`` into a fixed region of an already-sized
+  file, so several threads can fill different members of one tar file (see
+  ``hocker_fetch.archive.TarLayout``) in parallel.
+
+Both refuse bytes past the declared size (:class:`VerificationError`) and offer
+:meth:`verify_complete` to check that exactly the declared size arrived.
+
+Only ``SIGINT`` (KeyboardInterrupt) and ordinary exceptions are cleaned up
+here; a process killed by ``SIGKILL`` may leave a hidden temporary file beside
+the target, but never anything under the target's name.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+import tempfile
+import threading
+from typing import BinaryIO, List, Optional, Protocol, Union, runtime_checkable
+
+from .errors import UsageError, VerificationError
+
+__all__ = [
+    "AtomicFile",
+    "AtomicDir",
+    "BlobSink",
+    "FileSink",
+    "RegionSink",
+    "current_umask",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_TEMP_INFIX = ".hocker-"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it when possible.
+
+    ``os.umask`` can only be read by setting it, which races with other threads
+    creating files; Linux exposes it in ``/proc/self/status`` instead.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: str) -> None:
+    """fsync a directory so a rename in it is durable; ignored where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _split_target(target: PathLike, what: str) -> "tuple[str, str, str]":
+    """Return (absolute target, its directory, its basename); UsageError if unusable."""
+    path = os.fspath(target)
+    if not path:
+        raise UsageError(f"empty {what} path")
+    absolute = os.path.abspath(path)
+    parent, base = os.path.split(absolute)
+    if not base or base in (".", ".."):
+        raise UsageError(f"not a usable {what} path: {path}")
+    if not os.path.isdir(parent):
+        raise UsageError(f"output directory does not exist: {parent}")
+    return absolute, parent, base
+
+
+def _one_line(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- AtomicFile
+
+
+class AtomicFile:
+    """A file output that appears at its target only when complete.
+
+    Usage::
+
+        with AtomicFile("out.tar") as af:
+            af.file.write(b"...")        # or os.pwrite(af.fd, ...), RegionSinks ...
+            ...verify...
+        # clean exit: flushed, fsynced, chmod'ed, os.replace'd onto out.tar,
+        # and the directory fsynced.  Exception (even KeyboardInterrupt): the
+        # temporary file is closed and removed, the exception propagates, and a
+        # pre-existing out.tar keeps its old content.
+
+    ``commit()`` and ``discard()`` may also be called explicitly (both are
+    idempotent; after one of them the other is a no-op).
+
+    Attributes: ``target`` (absolute final path), ``path`` (the temporary
+    file, ``.<basename>.hocker-XXXXXXXX`` in the target's directory), ``fd`` and
+    ``file`` (a buffered binary file object on ``fd`` opened ``w+b``).  Do not
+    mix buffered ``file.write`` with ``os.pwrite`` on overlapping regions
+    without ``file.flush()`` in between.
+
+    The committed file's mode is ``mode & ~umask`` (default 0644 under the
+    usual umask 022), as a plain ``open()`` would have produced.
+
+    The target's directory must exist (:class:`UsageError` otherwise), and the
+    target must not be a directory.  A symlink at the target is replaced by
+    the file (not followed).
+    """
+
+    def __init__(self, target: PathLike, mode: int = 0o644) -> None:
+        self.target, self._dir, base = _split_target(target, "output")
+        if os.path.isdir(self.target) and not os.path.islink(self.target):
+            raise UsageError(f"output path is a directory: {self.target}")
+        self._mode = mode & ~current_umask() & 0o7777
+        try:
+            self.fd, self.path = tempfile.mkstemp(prefix=f".{base}{_TEMP_INFIX}", dir=self._dir)
+        except OSError as exc:
+            raise UsageError(f"cannot create a file in {self._dir}: {_one_line(exc)}") from None
+        try:
+            self.file: BinaryIO = os.fdopen(self.fd, "w+b")
+        except BaseException:
+            os.close(self.fd)
+            os.unlink(self.path)
+            raise
+        self._state = "open"  # -> "committed" | "discarded"
+        self._lock = threading.Lock()
+
+    # file-object conveniences
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, data: bytes) -> int:
+        return self.file.write(data)
+
+    @property
+    def closed(self) -> bool:
+        return self._state != "open"
+
+    def commit(self) -> None:
+        """Flush, fsync and rename the temporary file onto the target.
+
+        If anything here fails the temporary file is removed and the error
+        propagates; the target is then untouched.
+        """
+        with self._lock:
+            if self._state != "open":
+                if self._state == "discarded":
+                    raise RuntimeError("AtomicFile.commit() after discard()")
+                return
+            try:
+                self.file.flush()
+                os.fchmod(self.fd, self._mode)
+                os.fsync(self.fd)
+                self.file.close()
+                os.replace(self.path, self.target)
+            except BaseException:
+                self._cleanup()
+                self._state = "discarded"
+                raise
+            self._state = "committed"
+        _fsync_dir(self._dir)
+
+    def discard(self) -> None:
+        """Close and remove the temporary file; the target is left as it was."""
+        with self._lock:
+            if self._state != "open":
+                return
+            self._cleanup()
+            self._state = "discarded"
+
+    def _cleanup(self) -> None:
+        try:
+            self.file.close()
+        except BaseException:
+            pass
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+    def __del__(self) -> None:  # last resort: never leave the temp file behind
+        try:
+            if getattr(self, "_state", None) == "open":
+                self.discard()
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------- AtomicDir
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_renameat2 = None
+_renameat2_checked = False
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False if unsupported."""
+    global _renameat2, _renameat2_checked
+    if not _renameat2_checked:
+        _renameat2_checked = True
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            fn = libc.renameat2
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _renameat2 = fn
+        except (OSError, AttributeError):
+            _renameat2 = None
+    if _renameat2 is None:
+        return False
+    rc = _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), a)
+
+
+class AtomicDir:
+    """A directory output (e.g. an OCI layout) that appears at its target only when complete.
+
+    Usage::
+
+        with AtomicDir("out-layout") as ad:
+            ad.write_file("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+            f = ad.create_file("blobs/sha256/<hex>")   # closed+fsynced at commit
+            ...
+        # clean exit: every file fsynced, the tree moved onto the target.
+
+    The tree is built in a hidden temporary directory beside the target
+    (``.<basename>.hocker-XXXXXXXX``, ``.path``).  On commit:
+
+    * target absent: ``rename(tmp, target)``;
+    * target present: it is swapped with the new tree atomically with
+      ``renameat2(RENAME_EXCHANGE)`` where the kernel and filesystem support it
+      (the target name then never disappears), otherwise the old tree is
+      renamed away to a hidden sibling, the new one renamed in (the old one is
+      renamed back if that fails) -- leaving only a window of microseconds
+      in which the target name is absent, never one where it is partial.  The
+      old tree is then removed.
+
+    Because replacing means deleting, an existing target is only replaced if
+    it is a directory that is empty or contains ``replace_marker`` (default
+    ``oci-layout``, i.e. it is an earlier OCI layout); anything else is a
+    :class:`UsageError`, checked up front and again at commit.  This keeps a
+    mistyped ``--out ~`` from deleting a home directory.
+
+    On an exception (including KeyboardInterrupt) the temporary tree is removed
+    and the target is left untouched.  Directory modes are ``0777 & ~umask``,
+    file modes ``0666 & ~umask`` (``mode`` argument of :meth:`create_file`).
+    """
+
+    def __init__(self, target: PathLike, replace_marker: Optional[str] = "oci-layout") -> None:
+        self.target, self._dir, base = _split_target(target, "output")
+        self._base = base
+        self._marker = replace_marker
+        self._check_target()
+        try:
+            self.path = tempfile.mkdtemp(prefix=f".{base}{_TEMP_INFIX}", dir=self._dir)
+        except OSError as exc:
+            raise UsageError(f"cannot create a directory in {self._dir}: {_one_line(exc)}") from None
+        self._files: List[BinaryIO] = []
+        self._state = "open"
+        self._lock = threading.Lock()
+        self.use_exchange = True  # tests may turn the renameat2 path off
+
+    def _check_target(self) -> None:
+        t = self.target
+        if os.path.islink(t) or (os.path.lexists(t) and not os.path.isdir(t)):
+            raise UsageError(f"output path exists and is not a directory: {t}")
+        if os.path.isdir(t):
+            try:
+                entries = os.listdir(t)
+            except OSError as exc:
+                raise UsageError(f"cannot read existing output directory {t}: {_one_line(exc)}") from None
+            if entries and (self._marker is None or self._marker not in entries):
+                raise UsageError(
+                    f"refusing to replace non-empty directory {t}"
+                    + (f" (no {self._marker} file in it)" if self._marker else "")
+                )
+
+    def join(self, relpath: str) -> str:
+        """Absolute path of ``relpath`` inside the temporary tree (no escaping it)."""
+        rel = os.path.normpath(relpath)
+        if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep) or rel == ".":
+            raise ValueError(f"path escapes the output directory: {relpath!r}")
+        return os.path.join(self.path, rel)
+
+    def create_file(self, relpath: str, mode: int = 0o666) -> BinaryIO:
+        """Create (truncate) ``relpath`` and return a binary file object on it.
+
+        Parent directories are created.  The object is flushed, fsynced and
+        closed by :meth:`commit` (or closed by :meth:`discard`); the caller may
+        close it earlier.
+        """
+        if self._state != "open":
+            raise RuntimeError("AtomicDir already committed or discarded")
+        full = self.join(relpath)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        fd = os.open(full, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), mode)
+        f = os.fdopen(fd, "w+b")
+        with self._lock:
+            self._files.append(f)
+        return f
+
+    def write_file(self, relpath: str, data: bytes, mode: int = 0o666) -> None:
+        """Write a small file completely (fsynced now)."""
+        f = self.create_file(relpath, mode)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+
+    def commit(self) -> None:
+        with self._lock:
+            if self._state != "open":
+                if self._state == "discarded":
+                    raise RuntimeError("AtomicDir.commit() after discard()")
+                return
+            try:
+                for f in self._files:
+                    if not f.closed:
+                        f.flush()
+                        os.fsync(f.fileno())
+                        f.close()
+                self._files.clear()
+                dmode = 0o777 & ~current_umask()
+                for root, dirs, _files in os.walk(self.path, topdown=False):
+                    _fsync_dir(root)
+                os.chmod(self.path, dmode)
+                self._check_target()
+                self._install()
+            except BaseException:
+                self._cleanup()
+                self._state = "discarded"
+                raise
+            self._state = "committed"
+        _fsync_dir(self._dir)
+
+    def _install(self) -> None:
+        if not os.path.lexists(self.target):
+            os.rename(self.path, self.target)
+            return
+        if self.use_exchange and _exchange(self.path, self.target):
+            # self.path now holds the old tree
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        old = tempfile.mkdtemp(prefix=f".{self._base}{_TEMP_INFIX}old-", dir=self._dir)
+        os.rename(self.target, old)  # onto an empty directory: allowed
+        try:
+            os.rename(self.path, self.target)
+        except BaseException:
+            os.rename(old, self.target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        with self._lock:
+            if self._state != "open":
+                return
+            self._cleanup()
+            self._state = "discarded"
+
+    def _cleanup(self) -> None:
+        for f in self._files:
+            try:
+                f.close()
+            except BaseException:
+                pass
+        self._files.clear()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> "AtomicDir":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_state", None) == "open":
+                self.discard()
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------- blob sinks
+
+
+@runtime_checkable
+class BlobSink(Protocol):
+    """Where the registry client writes a blob's bytes while verifying them."""
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+
+    def restart(self) -> None:
+        """Discard everything written (the server ignored our Range; we start over)."""
+
+    def tell(self) -> int:
+        """Bytes written so far (used to resume with ``Range: bytes=N-``)."""
+
+
+def _label(digest: Optional[str]) -> str:
+    return f" {digest}" if digest else ""
+
+
+class FileSink:
+    """Sequential writes into a binary file object, starting at its current position.
+
+    ``restart()`` seeks back to that start and truncates there.  With ``size``
+    given, bytes past it are refused with :class:`VerificationError` (nothing
+    of the offending chunk is written).
+    """
+
+    def __init__(self, fileobj: BinaryIO, size: Optional[int] = None, digest: Optional[str] = None) -> None:
+        self.file = fileobj
+        self.size = size
+        self.digest = digest
+        self._start = fileobj.tell()
+        self._written = 0
+
+    def write(self, data: bytes) -> None:
+        n = len(data)
+        if self.size is not None and self._written + n > self.size:
+            raise VerificationError(f"blob{_label(self.digest)} larger than its declared size ({self.size} bytes)")
+        self.file.write(data)
+        self._written += n
+
+    def restart(self) -> None:
+        self.file.seek(self._start)
+        self.file.truncate(self._start)
+        self._written = 0
+
+    def tell(self) -> int:
+        return self._written
+
+    def verify_complete(self) -> None:
+        """VerificationError unless exactly ``size`` bytes were written."""
+        if self.size is not None and self._written != self.size:
+            raise VerificationError(
+                f"blob{_label(self.digest)} has {self._written} bytes, its declared size is {self.size}"
+            )
+
+
+class RegionSink:
+    """Writes into the fixed region ``[offset, offset+size)`` of an open file with ``os.pwrite``.
+
+    The file must already be sized (``TarLayout.write_skeleton`` does it).  Each
+    sink is meant for one writer thread; different sinks over the same ``fd``
+    may be used concurrently (``pwrite`` does not move the shared file
+    offset).  Bytes past ``size`` are refused with :class:`VerificationError`
+    before anything of the offending chunk is written, so a lying server can
+    never overwrite a neighbouring member.
+    """
+
+    def __init__(self, fd: int, offset: int, size: int, digest: Optional[str] = None) -> None:
+        if offset < 0 or size < 0:
+            raise ValueError("negative offset or size")
+        self.fd = fd
+        self.offset = offset
+        self.size = size
+        self.digest = digest
+        self._written = 0
+
+    def write(self, data: bytes) -> None:
+        n = len(data)
+        if self._written + n > self.size:
+            raise VerificationError(f"blob{_label(self.digest)} larger than its declared size ({self.size} bytes)")
+        view = memoryview(data)
+        pos = self.offset + self._written
+        while view:
+            k = os.pwrite(self.fd, view, pos)
+            if k <= 0:  # pragma: no cover - pwrite on a regular file does not return 0
+                raise OSError(errno.EIO, "short write")
+            view = view[k:]
+            pos += k
+        self._written += n
+
+    def restart(self) -> None:
+        # The region is rewritten from its start; stale bytes beyond the new
+        # end are caught by verify_complete (size mismatch) or overwritten.
+        self._written = 0
+
+    def tell(self) -> int:
+        return self._written
+
+    def verify_complete(self) -> None:
+        """VerificationError unless exactly ``size`` bytes were written."""
+        if self._written != self.size:
+            raise VerificationError(
+                f"blob{_label(self.digest)} has {self._written} bytes, its declared size is {self.size}"
+            )
