@@ -20,7 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from .auth import RegistryAuth, _reason, is_loopback
+from .auth import RegistryAuth, _reason, check_transport, is_loopback
 from .credentials import Credentials
 from .digest import DigestVerifier, parse_digest
 from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
@@ -84,6 +84,8 @@ class RegistryClient:
         # With --insecure (or on this machine's loopback) a registry without TLS is found by falling back to
         # http, as docker does for insecure registries; an explicit http:// from --registry needs no fallback.
         self._may_fall_back = ref.scheme == "https" and (options.insecure or is_loopback(ref.host))
+        if credentials is not None:
+            check_transport(self.base_url, options.insecure)  # fail before connecting, not mid-way
         self.verify = _verify_setting(options, os.environ if env is None else env)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = f"hocker-fetch/{__version__}"
