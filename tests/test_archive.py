@@ -50,8 +50,8 @@ def sha256(data: bytes) -> str:
 # --------------------------------------------------------------------------- a test image
 
 
-def make_layer(rng: random.Random, nfiles: int):
-    """A reproducible gzip'd tar layer of random files; returns (blob, diff_id)."""
+def make_layer(rng: random.Random, nfiles: int, compress: bool = True):
+    """A reproducible (gzip'd) tar layer of random files; returns (blob, diff_id)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for i in range(nfiles):
@@ -60,6 +60,8 @@ def make_layer(rng: random.Random, nfiles: int):
             ti.size, ti.mtime, ti.mode = len(data), 0, 0o644
             tf.addfile(ti, io.BytesIO(data))
     raw = buf.getvalue()
+    if not compress:
+        return raw, sha256(raw)
     gz = io.BytesIO()
     with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0) as z:
         z.write(raw)
@@ -67,9 +69,10 @@ def make_layer(rng: random.Random, nfiles: int):
 
 
 class Image:
-    def __init__(self, seed: int, nlayers: int = 3, oci: bool = False, duplicate: bool = False):
+    def __init__(self, seed: int, nlayers: int = 3, oci: bool = False, duplicate: bool = False,
+                 compress: bool = True):
         rng = random.Random(seed)
-        layers = [make_layer(rng, rng.randrange(1, 4)) for _ in range(nlayers)]
+        layers = [make_layer(rng, rng.randrange(1, 4), compress) for _ in range(nlayers)]
         if duplicate:  # the same blob twice, like repeated empty layers
             layers.append(layers[0])
         self.blobs = {sha256(b): b for b, _ in layers}
@@ -84,6 +87,8 @@ class Image:
         self.config = json.dumps(config, indent=1).encode()
         self.config_digest = sha256(self.config)
         self.layer_mt = OCI_LAYER if oci else DOCKER_LAYER
+        if not compress:
+            self.layer_mt = self.layer_mt.replace("+gzip", "").replace(".tar.gzip", ".tar")
         self.layers = [{"mediaType": self.layer_mt, "size": len(b), "digest": sha256(b)} for b, _ in layers]
         manifest = {
             "schemaVersion": 2,
@@ -242,8 +247,10 @@ def test_skopeo_reads_docker_archive(tmp_path):
 
 
 @pytest.mark.skipif(not PODMAN, reason="podman not installed")
-def test_podman_loads_docker_archive_with_the_config_digest_as_id(tmp_path, podman):
-    img = Image(4, duplicate=True)
+@pytest.mark.parametrize("compress", [True, False], ids=["gzip-layers", "plain-layers"])
+def test_podman_loads_docker_archive_with_the_config_digest_as_id(tmp_path, podman, compress):
+    # gzip'd blobs embedded untouched under <hex>.tar: podman (like docker load) decompresses them
+    img = Image(4, duplicate=True, compress=compress)
     out = tmp_path / "img.tar"
     write_docker_archive(out, img)
     pm, env = podman
