@@ -83,7 +83,8 @@ class RegistryClient:
         self.host = ref.registry
         # With --insecure (or on this machine's loopback) a registry without TLS is found by falling back to
         # http, as docker does for insecure registries; an explicit http:// from --registry needs no fallback.
-        self._may_fall_back = ref.scheme == "https" and (options.insecure or is_loopback(ref.host))
+        self._may_fall_back = (not ref.scheme_given and ref.scheme == "https"
+                               and (options.insecure or is_loopback(ref.host)))
         if credentials is not None:
             check_transport(self.base_url, options.insecure)  # fail before connecting, not mid-way
         self.verify = _verify_setting(options, os.environ if env is None else env)
@@ -144,7 +145,8 @@ class RegistryClient:
                                             timeout=(min(self.options.timeout, 30.0), self.options.timeout),
                                             allow_redirects=True)
             except requests.exceptions.SSLError as exc:
-                if self._fall_back_to_http():
+                # a server that speaks plain HTTP fails the handshake; a bad certificate is no reason to drop TLS
+                if "CERTIFICATE_VERIFY_FAILED" not in str(exc) and self._fall_back_to_http():
                     continue
                 raise RegistryError(f"TLS error talking to {self.host}: {_reason(exc)} "
                                     "(trust its CA with --ca-file, or use --insecure)") from None

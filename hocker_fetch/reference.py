@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from .digest import parse_digest
@@ -32,6 +32,7 @@ class Reference:
     tag: str | None = None
     digest: str | None = None
     scheme: str = "https"
+    scheme_given: bool = field(default=False, compare=False)  # from --registry: never fall back to http
 
     @property
     def base_url(self) -> str:
@@ -171,7 +172,8 @@ def resolve_reference(image: str, tag: str | None = None, registry: str | None =
         _check_path(path, image)
         if host == DOCKER_HUB_API and "/" not in path:
             path = "library/" + path
-        ref = Reference(registry=host, repository=path, tag=own_tag, digest=digest, scheme=scheme)
+        ref = Reference(registry=host, repository=path, tag=own_tag, digest=digest, scheme=scheme,
+                        scheme_given=True)
     else:
         ref = _parse_reference(image)
     if tag is not None:
