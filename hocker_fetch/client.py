@@ -8,6 +8,7 @@ resume with Range when the server allows it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import random
 import threading
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Callable, Optional
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
@@ -32,6 +34,9 @@ from .reference import Reference
 CHUNK = 1 << 20
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# what a streaming body read raises underneath requests when the connection breaks or stalls
+# (not OSError at large: a full disk is no reason to retry)
+STREAM_ERRORS = TRANSIENT + (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,6 @@ class RegistryClient:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         if options.insecure:
-            import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.auth = RegistryAuth(self.session, credentials, verify=self.verify, timeout=options.timeout,
                                  insecure=options.insecure)
@@ -299,7 +303,7 @@ class RegistryClient:
                     sink.write(chunk)
                     if progress:
                         progress(len(chunk))
-            except TRANSIENT + (_urllib3_errors()) as exc:
+            except STREAM_ERRORS as exc:
                 if breaks >= self.options.retries:
                     raise RegistryError(f"{what}: {_reason(exc)} after {sink.tell()} bytes "
                                         f"(gave up after {breaks} retries)") from None
@@ -332,12 +336,6 @@ class _BytesSink:
 
     def tell(self) -> int:
         return len(self.buffer)
-
-
-def _urllib3_errors() -> tuple[type[BaseException], ...]:
-    import urllib3.exceptions as u3
-
-    return (u3.ProtocolError, u3.ReadTimeoutError, u3.IncompleteRead, ConnectionError, TimeoutError)
 
 
 def _scope(repository: str) -> str:
@@ -379,7 +377,7 @@ def _read_bounded(resp: requests.Response, limit: int, what: str) -> bytes:
             data += chunk
             if len(data) > limit:
                 raise ManifestError(f"{what} is larger than the {limit} bytes allowed")
-    except TRANSIENT + _urllib3_errors() as exc:
+    except STREAM_ERRORS as exc:
         raise RegistryError(f"{what}: connection broke while reading ({_reason(exc)})") from None
     return bytes(data)
 

@@ -7,13 +7,14 @@ its path only once every blob checked out.
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Mapping, Optional, Sequence
 
 from .archive import BlobRef, plan_docker_archive, plan_oci_layout, write_dir, write_tar
 from .client import RegistryClient, Resolved
 from .errors import NotFoundError
-from .output import AtomicDir, AtomicFile
+from .output import AtomicDir, AtomicFile, BlobSink
 from .progress import Progress
 from .reference import Reference
 
@@ -48,15 +49,39 @@ def write_image(client: RegistryClient, ref: Reference, resolved: Resolved, out:
             target.commit()
 
 
-def _download(client: RegistryClient, repository: str, sinks: Mapping[str, object], blobs: Mapping[str, BlobRef],
+class _Stoppable:
+    """A sink that aborts its download as soon as another download failed (no point finishing it)."""
+
+    def __init__(self, sink: BlobSink, stop: threading.Event):
+        self.sink = sink
+        self.stop = stop
+
+    def write(self, data: bytes) -> None:
+        if self.stop.is_set():
+            raise _Cancelled()
+        self.sink.write(data)
+
+    def restart(self) -> None:
+        self.sink.restart()
+
+    def tell(self) -> int:
+        return self.sink.tell()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobSink], blobs: Mapping[str, BlobRef],
               jobs: int, progress: Optional[Progress], foreign: set[str]) -> None:
-    """Fetch every blob into its sink, `jobs` at a time; the first failure cancels the rest."""
+    """Fetch every blob into its sink, `jobs` at a time; the first failure stops the others."""
     sizes = {ref.digest: ref.size for ref in blobs.values()}
+    stop = threading.Event()
 
     def one(digest: str) -> None:
         sink = sinks[digest]
         try:
-            client.fetch_blob(repository, digest, sizes[digest], sink,  # type: ignore[arg-type]
+            client.fetch_blob(repository, digest, sizes[digest], _Stoppable(sink, stop),
                               progress=progress.add if progress else None)
         except NotFoundError as exc:
             if digest in foreign:
@@ -67,12 +92,13 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, objec
         if progress:
             progress.item_done()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sinks) or 1))) as pool:
-        futures = [pool.submit(one, digest) for digest in sinks]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()
-        for future in futures:
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-        wait(futures)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sinks) or 1)))
+    futures = [pool.submit(one, digest) for digest in sinks]
+    try:
+        for future in as_completed(futures):
+            future.result()
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
