@@ -1,0 +1,184 @@
+"""docker2nix: pin an image for Nix in one command (one or two small manifest requests, no blob downloads)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+from typing import Optional, Sequence
+
+from .cli import add_out_option, chosen_platform, image_reference, make_client, make_parser, run_command
+from .errors import ManifestError, UsageError
+
+PROG = "docker2nix"
+
+DESCRIPTION = """\
+Print a Nix expression (or with --json a lock file) that fetches IMAGE with hocker-fetch's Nix functions.
+
+The manifest is fetched from the registry, or read from --manifest PATH, or from standard input when it is a
+pipe or a file (hocker's `hocker-manifest library/debian jessie | docker2nix library/debian jessie`). No blob is
+downloaded: every Nix hash is the registry digest re-encoded."""
+
+
+def _make_parser() -> argparse.ArgumentParser:
+    p = make_parser(PROG, DESCRIPTION, tag_help="tag (default latest)")
+    # cli.make_parser's --platform takes one value; docker2nix pins several (the last definition wins).
+    p.conflict_handler = "resolve"
+    g = p.add_argument_group("docker2nix")
+    g.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
+                   help="platform to pin from a multi-arch index; repeat it to cover several Nix systems "
+                        "(the expression then picks the one being built), or 'all' for every platform in the "
+                        "index (default: this host's linux platform)")
+    p.conflict_handler = "error"
+    g.add_argument("--manifest", metavar="PATH",
+                   help="read the manifest from PATH ('-' for standard input) instead of fetching it")
+    g.add_argument("--altImageName", "--alt-image-name", dest="alt_image_name", metavar="NAME",
+                   help="name the loaded image NAME[:TAG] (and the derivation NAME) instead of the repository's")
+    g.add_argument("--hash-format", choices=("base32", "sri"), default="base32",
+                   help="base32: hocker's `sha256 = \"...\"` (default); sri: `hash = \"sha256-...\"`")
+    g.add_argument("--json", action="store_true",
+                   help="print a JSON lock file (digests, sizes, media types, platforms, hashes) instead of Nix")
+    add_out_option(p, required=False)
+    return p
+
+
+def _stdin_manifest() -> Optional[bytes]:
+    """The manifest piped into us, or None: a terminal, /dev/null, a socket or an empty pipe mean "fetch it"."""
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, ValueError, OSError):
+        return None
+    if os.isatty(fd) or not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+        return None
+    data = sys.stdin.buffer.read()
+    return data if data.strip() else None
+
+
+def _read_manifest(args: argparse.Namespace) -> Optional[bytes]:
+    if args.manifest is None:
+        if args.password_stdin:
+            return None  # standard input carries the password
+        return _stdin_manifest()
+    if args.manifest == "-":
+        if args.password_stdin:
+            raise UsageError("--manifest - and --password-stdin both want standard input")
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(args.manifest, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise UsageError(f"--manifest {args.manifest}: {exc.strerror or exc.__class__.__name__}") from None
+    if not data.strip():
+        raise UsageError(f"--manifest {args.manifest}: empty")
+    return data
+
+
+def _platforms(args: argparse.Namespace):
+    """The requested platforms (None = every platform in the index), in the order given, without repeats."""
+    from .manifest import Platform
+
+    values = args.platform or []
+    if any(v.strip().lower() == "all" for v in values):
+        if len(values) > 1:
+            raise UsageError("--platform all cannot be combined with other --platform values")
+        return None
+    if not values:
+        return [chosen_platform(argparse.Namespace(platform=None))]
+    out: list = []
+    for v in values:
+        plat = Platform.parse(v)
+        if plat not in out:
+            out.append(plat)
+    return out
+
+
+def generate(args: argparse.Namespace) -> str:
+    """Resolve the image (fetching only manifests) and render the expression or the lock file."""
+    from .digest import sha256_digest
+    from .manifest import MANIFEST_TYPES, ImageIndex, ImageManifest, parse_manifest, select_platform
+    from .nixgen import Blob, pin_from_parts, registry_uri, render_json, render_nix
+
+    ref = image_reference(args)
+    wanted = _platforms(args)
+    given = _read_manifest(args)
+    client = None
+    notes: list[str] = []
+    try:
+        def get_client():
+            nonlocal client
+            if client is None:
+                client = make_client(args, ref, PROG)
+            return client
+
+        if given is not None:
+            digest = sha256_digest(given)
+            if ref.digest and ref.digest != digest:
+                raise ManifestError(f"the manifest given has digest {digest}, not the {ref.digest} named")
+            top = parse_manifest(given, digest)
+        else:
+            raw, content_type, digest = get_client().get_manifest(ref.repository, ref.reference)
+            top = parse_manifest(raw, digest, content_type)
+
+        manifests: list = []
+        index = None
+        if isinstance(top, ImageManifest):
+            if wanted is not None and len(wanted) > 1:
+                raise ManifestError(f"{ref} is a single-platform image; it cannot be pinned for several "
+                                    f"platforms ({', '.join(map(str, wanted))})")
+            manifests.append((top, None))
+        else:
+            index = Blob(top.digest, len(top.raw), top.media_type)
+            entries = top.platforms() if wanted is None else [select_platform(top, w) for w in wanted]
+            entries = [e for e in entries if e.media_type in MANIFEST_TYPES]
+            if not entries:
+                raise ManifestError(f"index {top.digest} lists no single-platform image manifest")
+            for entry in entries:
+                raw, content_type, child_digest = get_client().get_manifest(ref.repository, entry.digest)
+                child = parse_manifest(raw, child_digest, content_type or entry.media_type)
+                if isinstance(child, ImageIndex) or child.media_type not in MANIFEST_TYPES:
+                    raise ManifestError(f"index {top.digest} entry {entry.digest} is not an image manifest")
+                manifests.append((child, entry.platform))
+        for m, _ in manifests:
+            foreign = [d.digest for d in m.layers if d.is_foreign]
+            if foreign:
+                notes.append(f"note: {len(foreign)} non-distributable layer(s) in {m.digest}; the registry may "
+                             "not serve them")
+        base_url = client.base_url if client is not None else None
+        pin = pin_from_parts(ref, registry_uri(ref, base_url), manifests, index, args.alt_image_name, notes)
+    finally:
+        if client is not None:
+            client.close()
+    if args.json:
+        return render_json(pin)
+    return render_nix(pin, args.hash_format)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _make_parser().parse_args(argv)
+
+    def body() -> None:
+        text = generate(args)
+        if args.out is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        from .output import AtomicFile
+
+        with AtomicFile(args.out) as f:
+            f.write(text.encode())
+            f.commit()
+        if not args.quiet and not args.json:
+            print(f"{PROG}: wrote {args.out}; build it with hocker-fetch's overlay, e.g.\n"
+                  f"  nix-build -E 'with import <nixpkgs> {{ overlays = [ (import <hocker-fetch/overlay.nix>) ]; }}; "
+                  f"callPackage ./{os.path.basename(args.out)} {{ }}'\n"
+                  "  ./result/compositeImage.sh | docker load        (docs/nix.md has the NixOS module)",
+                  file=sys.stderr)
+
+    return run_command(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

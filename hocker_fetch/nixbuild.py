@@ -1,0 +1,217 @@
+"""Builders for the non-fixed-output derivations of nix/default.nix, and the streamer behind compositeImage.sh.
+
+    python -m hocker_fetch.nixbuild composite        # builder: $out/compositeImage.sh + $out/image.json
+    python -m hocker_fetch.nixbuild docker-archive   # builder: $out = a `docker load` tar file
+    python -m hocker_fetch.nixbuild oci-layout       # builder: $out = an OCI image layout directory
+    python -m hocker_fetch.nixbuild stream SPEC.json # write the docker-load tar to stdout (compositeImage.sh)
+
+Builders read the derivation's attributes from the environment (Nix exports each one): `imageSpec` (JSON, see
+below), `out`, and for `composite` `python`/`shell`. Nothing touches the network: every input is a store path
+already verified by its fixed-output derivation. Every byte written is a function of the inputs only (fixed tar
+headers: mode 0644, uid/gid 0, mtime 0, fixed member order; see hocker_fetch.archive), so `nix-build --check`
+passes.
+
+imageSpec: {"config": {"path": P, "digest": D|null}, "layers": [{"path": P, "digest": D|null}, ...],
+            "repoTags": ["name:tag"], "manifest": {"path": P, "digest": D, "mediaType": T}|null,
+            "tag": "tag", "image": "name:tag", "platform": "os/arch[/variant]"|null}
+A null digest (a hocker-era config fetched by tag) is computed from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+from typing import Any, BinaryIO, Iterator, Optional, Sequence
+
+from .archive import BLOCK, BlobRef, plan_docker_archive, plan_oci_layout
+from .digest import parse_digest
+from .errors import HockerError, UsageError
+
+PROG = "hocker-nixbuild"
+COPY_CHUNK = 1 << 20
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(COPY_CHUNK), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _blob(entry: dict[str, Any]) -> tuple[str, str]:
+    """(digest, path) of a spec entry; the digest is computed when the spec does not know it."""
+    path = entry["path"]
+    digest = entry.get("digest")
+    return (parse_digest(digest) if digest else _file_digest(path)), path
+
+
+def load_spec(text: str) -> dict[str, Any]:
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"imageSpec is not JSON: {exc}") from None
+    if not isinstance(spec, dict) or "config" not in spec or "layers" not in spec:
+        raise UsageError("imageSpec needs config and layers")
+    return spec
+
+
+def docker_members(spec: dict[str, Any]) -> list[tuple[str, bytes | str]]:
+    """The docker-archive members in order: (name, bytes) for small files, (name, store path) for layers."""
+    config_digest, config_path = _blob(spec["config"])
+    with open(config_path, "rb") as f:
+        config_bytes = f.read()
+    paths: dict[str, str] = {}
+    refs = []
+    for entry in spec["layers"]:
+        digest, path = _blob(entry)
+        paths[digest] = path
+        refs.append(BlobRef(digest, os.path.getsize(path)))
+    plan = plan_docker_archive(config_digest, config_bytes, refs, list(spec.get("repoTags") or ()))
+    return [(name, value if isinstance(value, bytes) else paths[value.digest]) for name, value in plan.entries]
+
+
+def oci_members(spec: dict[str, Any]) -> list[tuple[str, bytes | str]]:
+    manifest = spec.get("manifest")
+    if not manifest:
+        raise UsageError("an OCI layout needs the pinned manifest (imageDigest): regenerate with docker2nix")
+    manifest_digest, manifest_path = _blob(manifest)
+    config_digest, config_path = _blob(spec["config"])
+    with open(manifest_path, "rb") as f:
+        manifest_bytes = f.read()
+    with open(config_path, "rb") as f:
+        config_bytes = f.read()
+    platform = None
+    if spec.get("platform"):
+        parts = spec["platform"].split("/")
+        platform = {"architecture": parts[1], "os": parts[0]}
+        if len(parts) > 2:
+            platform["variant"] = parts[2]
+    plan = plan_oci_layout(manifest_bytes, config_bytes, media_type=manifest.get("mediaType") or None,
+                           ref_name=spec.get("tag"), image_name=spec.get("image"),
+                           manifest_digest=manifest_digest, platform=platform)
+    paths = {parse_digest(e["digest"]) if e.get("digest") else _file_digest(e["path"]): e["path"]
+             for e in spec["layers"]}
+    out: list[tuple[str, bytes | str]] = []
+    for name, value in plan.entries:
+        if isinstance(value, bytes):
+            out.append((name, value))
+        elif value.digest in paths:
+            out.append((name, paths[value.digest]))
+        else:
+            raise UsageError(f"the manifest lists layer {value.digest}, which is not among imageLayers")
+    return out
+
+
+def _tar_chunks(members: Sequence[tuple[str, bytes | str]]) -> Iterator[bytes]:
+    """A tar stream with archive.py's deterministic headers, reading store files as it goes."""
+    from .archive import tar_header
+
+    for name, value in members:
+        if isinstance(value, bytes):
+            yield tar_header(name, len(value))
+            yield value
+            size = len(value)
+        else:
+            size = os.path.getsize(value)
+            yield tar_header(name, size)
+            written = 0
+            with open(value, "rb") as f:
+                for chunk in iter(lambda: f.read(COPY_CHUNK), b""):
+                    written += len(chunk)
+                    yield chunk
+            if written != size:
+                raise HockerError(f"{value} changed size while being read")
+        yield b"\0" * (-size % BLOCK)
+    yield b"\0" * (2 * BLOCK)
+
+
+def write_tar(members: Sequence[tuple[str, bytes | str]], out: BinaryIO) -> None:
+    for chunk in _tar_chunks(members):
+        out.write(chunk)
+    out.flush()
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise UsageError(f"${name} is not set (run this as a Nix builder)")
+    return value
+
+
+def build_docker_archive(spec: dict[str, Any], out: str) -> None:
+    with open(out, "wb") as f:
+        write_tar(docker_members(spec), f)
+
+
+def build_oci_layout(spec: dict[str, Any], out: str) -> None:
+    for name, value in oci_members(spec):
+        target = os.path.join(out, name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if isinstance(value, bytes):
+            with open(target, "wb") as f:
+                f.write(value)
+        else:
+            shutil.copyfile(value, target)
+
+
+def composite_script(python: str, shell: str, spec_path: str, image: str) -> str:
+    """compositeImage.sh: stream the docker-load archive to stdout from the store paths (nothing copied)."""
+    return (f"#!{shell}\n"
+            f"# Streams a `docker load` archive of {image} to standard output, assembled on the fly from the\n"
+            "# config and layer store paths (hocker's compositeImage.sh). Use:\n"
+            f"#   {os.path.dirname(spec_path)}/compositeImage.sh | docker load      (or: podman load)\n"
+            f"exec {shlex.quote(python)} -m hocker_fetch.nixbuild stream {shlex.quote(spec_path)}\n")
+
+
+def build_composite(spec: dict[str, Any], out: str, python: str, shell: str) -> None:
+    os.makedirs(out)
+    spec_path = os.path.join(out, "image.json")
+    with open(spec_path, "w") as f:
+        json.dump(spec, f, sort_keys=True, indent=1)
+        f.write("\n")
+    script = os.path.join(out, "compositeImage.sh")
+    tags = spec.get("repoTags") or ["(untagged)"]
+    with open(script, "w") as f:
+        f.write(composite_script(python, shell, spec_path, ", ".join(tags)))
+    os.chmod(script, 0o555)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> None:
+        if not argv:
+            raise UsageError("usage: python -m hocker_fetch.nixbuild composite|docker-archive|oci-layout|stream SPEC")
+        cmd = argv[0]
+        if cmd == "stream":
+            if len(argv) != 2:
+                raise UsageError("usage: python -m hocker_fetch.nixbuild stream SPEC.json")
+            with open(argv[1]) as f:
+                spec = load_spec(f.read())
+            if sys.stdout.isatty():
+                raise UsageError("refusing to write a tar archive to a terminal: pipe it into `docker load`")
+            write_tar(docker_members(spec), sys.stdout.buffer)
+            return
+        spec = load_spec(_env("imageSpec"))
+        out = _env("out")
+        if cmd == "composite":
+            build_composite(spec, out, _env("python"), _env("shell"))
+        elif cmd == "docker-archive":
+            build_docker_archive(spec, out)
+        elif cmd == "oci-layout":
+            build_oci_layout(spec, out)
+        else:
+            raise UsageError(f"unknown command {cmd!r}")
+
+    from .cli import run_command
+
+    return run_command(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

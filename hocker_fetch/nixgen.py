@@ -1,0 +1,281 @@
+"""docker2nix's model and renderers: a pinned image -> a Nix expression (jinja2 templates) or a JSON lock.
+
+Nothing here touches the network. Every Nix hash is the registry digest re-encoded (a registry digest is the
+sha256 of the bytes served, a flat fixed-output derivation's hash is the sha256 of the file it stores), so
+generating for a 5 GB image costs no download.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from . import __version__
+from .digest import digest_hex, parse_digest, to_nix_base32, to_sri
+from .errors import UsageError
+from .manifest import Descriptor, ImageManifest, Platform
+from .reference import DEFAULT_REGISTRY_URI, DOCKER_HUB_API, Reference
+
+HASH_FORMATS = ("base32", "sri")
+LOCK_VERSION = 1
+
+# Nix system <-> linux image platform (containerd names, normalised the way manifest.Platform does).
+NIX_SYSTEMS: dict[Platform, str] = {
+    Platform("linux", "amd64"): "x86_64-linux",
+    Platform("linux", "arm64", "v8"): "aarch64-linux",
+    Platform("linux", "386"): "i686-linux",
+    Platform("linux", "arm", "v7"): "armv7l-linux",
+    Platform("linux", "arm", "v6"): "armv6l-linux",
+    Platform("linux", "arm", "v5"): "armv5tel-linux",
+    Platform("linux", "ppc64le"): "powerpc64le-linux",
+    Platform("linux", "s390x"): "s390x-linux",
+    Platform("linux", "riscv64"): "riscv64-linux",
+    Platform("linux", "mips64le"): "mips64el-linux",
+    Platform("linux", "loong64"): "loongarch64-linux",
+}
+
+_STORE_NAME_BAD = re.compile(r"[^A-Za-z0-9+\-._?=]+")
+
+
+def nix_system(platform: Optional[Platform]) -> Optional[str]:
+    """The Nix system that runs images of `platform` natively (None when Nix has no name for it)."""
+    return None if platform is None else NIX_SYSTEMS.get(platform.normalized())
+
+
+def store_name(text: str) -> str:
+    """Make `text` usable as a Nix store name: allowed characters only, no leading dot, at most 180 chars."""
+    name = _STORE_NAME_BAD.sub("-", text).lstrip(".-") or "image"
+    return name[:180]
+
+
+def nix_string(value: Optional[str]) -> str:
+    """A Nix double-quoted string literal (or `null`): escapes `\\`, `"` and `${` so nothing is interpolated."""
+    if value is None:
+        return "null"
+    out = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    out = out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{out}"'
+
+
+def registry_uri(ref: Reference, base_url: Optional[str] = None) -> str:
+    """The registry as hocker wrote it: `https://registry-1.docker.io/v2/`, `http://127.0.0.1:5000/v2/`.
+
+    `base_url` is what the client actually used (it may have fallen back from https to http on loopback).
+    """
+    if ref.registry == DOCKER_HUB_API:
+        return DEFAULT_REGISTRY_URI
+    base = (base_url or ref.base_url).rstrip("/")
+    return f"{base}/v2/"
+
+
+def split_repository(path: str) -> tuple[str, str]:
+    """hocker's (repository, imageName): `library/debian` -> (library, debian), `a/b/c` -> (a/b, c), `x` -> ("", x).
+
+    The Nix side joins them back with a `/` (none when repository is empty), so every path round-trips.
+    """
+    head, sep, tail = path.rpartition("/")
+    return (head, tail) if sep else ("", path)
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+    media_type: str
+
+    @classmethod
+    def of(cls, d: Descriptor) -> "Blob":
+        return cls(d.digest, d.size, d.media_type)
+
+    @property
+    def hex(self) -> str:
+        return digest_hex(self.digest)
+
+    def nix_hash(self, fmt: str) -> str:
+        return to_sri(self.digest) if fmt == "sri" else to_nix_base32(self.digest)
+
+
+@dataclass(frozen=True)
+class PlatformPin:
+    """One single-platform manifest: what a Nix system builds."""
+
+    platform: Optional[Platform]  # None: a single-arch image whose platform we did not download
+    manifest: Blob
+    config: Blob
+    layers: tuple[Blob, ...]
+
+    @property
+    def system(self) -> Optional[str]:
+        return nix_system(self.platform)
+
+    @classmethod
+    def of(cls, manifest: ImageManifest, platform: Optional[Platform]) -> "PlatformPin":
+        return cls(platform, Blob(manifest.digest, len(manifest.raw), manifest.media_type),
+                   Blob.of(manifest.config), tuple(Blob.of(d) for d in manifest.layers))
+
+
+@dataclass(frozen=True)
+class ImagePin:
+    """Everything docker2nix writes: where the image lives and the pinned platform manifests."""
+
+    ref: Reference
+    registry: str  # hocker's URI form
+    pins: tuple[PlatformPin, ...]
+    index: Optional[Blob] = None  # the multi-platform index/list the tag pointed at
+    alt_image_name: Optional[str] = None
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.pins:
+            raise UsageError("no platform to pin")
+        if len(self.pins) > 1:
+            seen: dict[str, str] = {}
+            for pin in self.pins:
+                system = pin.system
+                if system is None:
+                    raise UsageError(f"platform {pin.platform} has no Nix system name; "
+                                     "a multi-platform expression can only cover platforms Nix builds on")
+                if system in seen:
+                    raise UsageError(f"platforms {seen[system]} and {pin.platform} both map to {system}")
+                seen[system] = str(pin.platform)
+
+    @property
+    def repository(self) -> str:
+        return split_repository(self.ref.repository)[0]
+
+    @property
+    def image_name(self) -> str:
+        return split_repository(self.ref.repository)[1]
+
+    @property
+    def tag(self) -> str:
+        """The tag to write (hocker requires one): the given tag, else one derived from the digest."""
+        if self.ref.tag:
+            return self.ref.tag
+        pinned = self.index.digest if self.index else self.pins[0].manifest.digest
+        return "sha256-" + digest_hex(pinned)[:12]
+
+    @property
+    def name(self) -> str:
+        """The `name` attribute (the derivation name): --altImageName, else the last path component."""
+        return store_name(self.alt_image_name or self.image_name)
+
+    @property
+    def image(self) -> Optional[str]:
+        """The loaded image's `name:tag` when --altImageName overrides the default (else the Nix side derives it)."""
+        if not self.alt_image_name:
+            return None
+        alt = self.alt_image_name
+        last = alt.rsplit("/", 1)[-1]
+        return alt if ":" in last else f"{alt}:{self.tag}"
+
+    @property
+    def source(self) -> str:
+        """Where this came from, for the header comment: `127.0.0.1:5000/library/hello:oci`."""
+        text = f"{self.ref.registry}/{self.ref.repository}"
+        if self.ref.tag:
+            text += f":{self.ref.tag}"
+        if self.ref.digest:
+            text += f"@{self.ref.digest}"
+        return text
+
+
+# -- rendering ----------------------------------------------------------------------------------------------
+
+_env = None
+
+
+def _environment():
+    global _env
+    if _env is None:
+        import jinja2
+
+        _env = jinja2.Environment(
+            loader=jinja2.PackageLoader("hocker_fetch", "templates"),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        _env.filters["nix"] = nix_string
+    return _env
+
+
+def render_nix(pin: ImagePin, hash_format: str = "base32") -> str:
+    """The Nix expression: hocker's `{ fetchDockerConfig, fetchDockerLayer, fetchdocker }: fetchdocker { ... }`."""
+    if hash_format not in HASH_FORMATS:
+        raise UsageError(f"unknown hash format {hash_format!r}: use base32 or sri")
+    template = "image.nix.j2" if len(pin.pins) == 1 else "multi.nix.j2"
+    hash_attr = "hash" if hash_format == "sri" else "sha256"
+    pins = [{
+        "platform": str(p.platform) if p.platform else None,
+        "system": p.system,
+        "image_digest": p.manifest.digest,
+        "config_digest": p.config.digest,
+        "config_hash": p.config.nix_hash(hash_format),
+        "layers": [{"hex": b.hex, "hash": b.nix_hash(hash_format)} for b in p.layers],
+    } for p in pin.pins]
+    return _environment().get_template(template).render(
+        version=__version__,
+        source=pin.source,
+        name=pin.name,
+        registry=pin.registry,
+        repository=pin.repository,
+        image_name=pin.image_name,
+        tag=pin.tag,
+        image=pin.image,
+        index_digest=pin.index.digest if pin.index else None,
+        hash_attr=hash_attr,
+        pins=pins,
+        pin=pins[0],
+        systems=", ".join(p["system"] or "?" for p in pins),
+        notes=pin.notes,
+    )
+
+
+def _blob_json(blob: Blob) -> dict[str, Any]:
+    return {"digest": blob.digest, "size": blob.size, "mediaType": blob.media_type,
+            "sha256": to_nix_base32(blob.digest), "hash": to_sri(blob.digest)}
+
+
+def lock_data(pin: ImagePin) -> dict[str, Any]:
+    """The lock file: the same facts as the Nix expression, for tools (digests, sizes, media types, hashes)."""
+    return {
+        "lockVersion": LOCK_VERSION,
+        "generator": f"docker2nix (hocker-fetch {__version__})",
+        "registry": pin.registry,
+        "host": pin.ref.registry,
+        "repositoryPath": pin.ref.repository,
+        "repository": pin.repository,
+        "imageName": pin.image_name,
+        "tag": pin.tag,
+        "name": pin.name,
+        "image": pin.image,
+        "index": None if pin.index is None else {"digest": pin.index.digest, "size": pin.index.size,
+                                                  "mediaType": pin.index.media_type},
+        "platforms": [{
+            "platform": str(p.platform) if p.platform else None,
+            "system": p.system,
+            "manifest": {"digest": p.manifest.digest, "size": p.manifest.size, "mediaType": p.manifest.media_type,
+                         "sha256": to_nix_base32(p.manifest.digest), "hash": to_sri(p.manifest.digest)},
+            "config": _blob_json(p.config),
+            "layers": [_blob_json(b) for b in p.layers],
+        } for p in pin.pins],
+    }
+
+
+def render_json(pin: ImagePin) -> str:
+    return json.dumps(lock_data(pin), indent=2) + "\n"
+
+
+def pin_from_parts(ref: Reference, registry: str, manifests: Sequence[tuple[ImageManifest, Optional[Platform]]],
+                   index: Optional[Descriptor | Blob] = None, alt_image_name: Optional[str] = None,
+                   notes: Sequence[str] = ()) -> ImagePin:
+    idx = index if isinstance(index, Blob) or index is None else Blob.of(index)
+    if idx is not None:
+        parse_digest(idx.digest)
+    return ImagePin(ref, registry, tuple(PlatformPin.of(m, p) for m, p in manifests), idx, alt_image_name,
+                    tuple(notes))
