@@ -159,7 +159,8 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--index", action="store_true",
                    help="for a multi-arch tag, print the index/manifest list itself instead of one platform's manifest")
     p.add_argument("--digest", action="store_true",
-                   help="print only the digest the tag resolves to (one HEAD request, not rate-limited on Docker Hub)")
+                   help="print only the digest the tag resolves to: the index's for a multi-arch tag (one HEAD "
+                        "request, which Docker Hub does not rate-limit), or the platform manifest's with --platform")
     args = p.parse_args(argv)
 
     def body() -> None:
