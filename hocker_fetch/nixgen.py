@@ -46,7 +46,7 @@ def nix_system(platform: Optional[Platform]) -> Optional[str]:
 
 def store_name(text: str) -> str:
     """Make `text` usable as a Nix store name: allowed characters only, no leading dot, at most 180 chars."""
-    name = _STORE_NAME_BAD.sub("-", text).lstrip(".-") or "image"
+    name = _STORE_NAME_BAD.sub("-", text).strip("-").lstrip(".") or "image"
     return name[:180]
 
 
