@@ -126,6 +126,11 @@ def docker2nix(reg, image: str, out: Path, *args: str, env: Optional[dict[str, s
     return out
 
 
+def auth_failure(stderr: str) -> bool:
+    """The builder failed with hocker's one-line authentication error (exit code 3) naming the env variables."""
+    return "failed with exit code 3" in stderr and "DOCKER_USER/DOCKER_PASS" in stderr
+
+
 def stream_image(result: str, dest: Path) -> Path:
     with open(dest, "wb") as f:
         proc = subprocess.run([f"{result}/compositeImage.sh"], stdout=f, stderr=subprocess.PIPE, timeout=120,
@@ -314,7 +319,7 @@ def test_private_image_credentials(nix: Nix, gen_dir: Path, token_registry, tmp_
     # without credentials: a clear failure from the builder (a fresh fetch: nothing is in this store yet)
     proc = nix.build(expr, attr="imageConfig", check=False)
     assert proc.returncode != 0
-    assert "requires authentication" in proc.stderr, proc.stderr[-2000:]
+    assert auth_failure(proc.stderr), proc.stderr[-2000:]
 
     # with DOCKER_USER/DOCKER_PASS in nix-build's environment (impureEnvVars)
     [result] = nix.build_paths(expr, env=creds)
@@ -327,7 +332,7 @@ def test_private_image_credentials(nix: Nix, gen_dir: Path, token_registry, tmp_
     layers_args = ["-I", f"DOCKER_CREDENTIALS={cred_file}"]
     nix.build(expr, "--check", *layers_args, attr="imageConfig")
     proc = nix.build(expr, "--check", attr="imageConfig", check=False)
-    assert proc.returncode != 0 and "requires authentication" in proc.stderr
+    assert proc.returncode != 0 and auth_failure(proc.stderr)
 
     # no secret in any derivation of the store, and the file's contents never entered the store
     drvs = list(nix.store.glob("*.drv"))
@@ -351,3 +356,131 @@ def test_docker2nix_reads_a_piped_hocker_manifest(nix: Nix, gen_dir: Path, plain
     assert piped.returncode == 0, piped.stderr
     fetched = docker2nix(reg, "library/hello:oci", gen_dir / "hello.nix")
     assert piped.stdout.decode() == fetched.read_text()
+
+
+# -- overlay.nix, flake.nix and the NixOS module, as far as Nix can take them without nixpkgs -----------------
+
+
+def test_every_nix_file_parses(nix: Nix) -> None:
+    files = [REPO / "flake.nix", REPO / "overlay.nix", *sorted(NIX_DIR.glob("*.nix"))]
+    assert len(files) >= 5
+    for f in files:
+        nix.run("nix-instantiate", "--parse", str(f))
+
+
+def fake_nixpkgs_package(root: Path, ca_file: Optional[str]) -> dict[str, Path]:
+    """Stand-ins laid out like the nixpkgs packages overlay.nix uses: hocker (bin/ and libexec/hocker-fetch/python
+    as nix/package.nix installs them, running this venv), cacert (etc/ssl/certs/ca-bundle.crt) and bash."""
+    hocker = root / "hocker"
+    (hocker / "bin").mkdir(parents=True)
+    for name in ("hocker-manifest", "hocker-config", "hocker-layer", "hocker-image", "docker2nix"):
+        (hocker / "bin" / name).symlink_to(BIN / name)
+    py = hocker / "libexec" / "hocker-fetch" / "python"
+    py.parent.mkdir(parents=True)
+    py.write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    py.chmod(0o755)
+    cacert = root / "cacert"
+    (cacert / "etc" / "ssl" / "certs").mkdir(parents=True)
+    if ca_file:
+        shutil.copy(ca_file, cacert / "etc" / "ssl" / "certs" / "ca-bundle.crt")
+    bash = root / "bash"
+    (bash / "bin").mkdir(parents=True)
+    (bash / "bin" / "bash").symlink_to(shutil.which("bash") or "/bin/bash")
+    return {"hocker": hocker, "cacert": cacert, "bash": bash}
+
+
+def test_overlay_fetchers_build_from_a_tls_basic_auth_registry(nix: Nix, gen_dir: Path, basic_registry,
+                                                              tmp_path: Path) -> None:
+    """overlay.nix applied to a stub package set (nixpkgs is not available offline): its fetchers use the
+    package's libexec python, bash, and cacert's bundle as SSL_CERT_FILE (here the test CA), and the image builds
+    from the TLS + htpasswd registry with DOCKER_USER/DOCKER_PASS."""
+    reg = basic_registry
+    info = reg.images["library/hello:oci"].single
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", reg.ca_file)
+    creds = {"DOCKER_USER": reg.username, "DOCKER_PASS": reg.password}
+    repo, tag = "library/hello", "oci"
+    gen = subprocess.run([str(BIN / "docker2nix"), "--registry", reg.url, "--ca-file", reg.ca_file, repo, tag],
+                         capture_output=True, text=True, env=base_env(**creds), timeout=60, stdin=subprocess.DEVNULL)
+    assert gen.returncode == 0, gen.stderr
+    expr = gen_dir / "basic.nix"
+    expr.write_text(gen.stdout)
+    overlaid = tmp_path / "overlaid.nix"
+    overlaid.write_text(f"""
+let
+  prev = {{
+    callPackage = path: args: assert baseNameOf path == "package.nix"; "{fake['hocker']}";
+    cacert = "{fake['cacert']}";
+    bash = "{fake['bash']}";
+    stdenv.hostPlatform.system = builtins.currentSystem;
+  }};
+  final = prev // (import {REPO}/overlay.nix final prev) // {{ buildPackages = final; }};
+in
+  # callPackage ./basic.nix {{ }}
+  import {expr} {{ inherit (final) fetchDockerConfig fetchDockerLayer fetchdocker; }}
+""")
+    drv = nix.run("nix-instantiate", str(overlaid)).stdout.strip()
+    shown = nix.run("nix", "show-derivation", "-r", drv).stdout
+    assert f"{fake['hocker']}/libexec/hocker-fetch/python" in shown
+    assert f"{fake['bash']}/bin/bash" in shown
+    assert f"{fake['cacert']}/etc/ssl/certs/ca-bundle.crt" in shown
+    assert reg.password not in shown
+    result = nix.run("nix-build", "--no-out-link", str(overlaid), env=creds).stdout.strip()
+    # The blobs may already be in the store (same digests as the plain registry's): --check fetches them again.
+    fail = nix.run("nix-build", "--no-out-link", str(overlaid), "-A", "imageConfig", "--check", check=False)
+    assert fail.returncode != 0 and auth_failure(fail.stderr), fail.stderr
+    nix.run("nix-build", "--no-out-link", str(overlaid), "-A", "imageConfig", "--check", env=creds)
+    assert Path(result, "compositeImage.sh").read_text().startswith(f"#!{fake['bash']}/bin/bash\n")
+    archive = stream_image(result, tmp_path / "basic.tar")
+    assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
+
+
+def test_flake_outputs_evaluate_with_a_stub_nixpkgs(nix: Nix, plain_registry, tmp_path: Path) -> None:
+    """flake.nix offline: nixpkgs overridden by a stub flake whose default.nix applies the overlays to a stub
+    package set. lib.mkFetchers / lib.fetchersFor / packages / apps / overlays / nixosModules evaluate, and a
+    layer fetched through lib.mkFetchers really builds."""
+    src = tmp_path / "flake"
+    src.mkdir()
+    for name in ("flake.nix", "overlay.nix", "setup.py", "setup.cfg"):
+        if (REPO / name).exists():
+            shutil.copy(REPO / name, src / name)
+    shutil.copytree(NIX_DIR, src / "nix")
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    stub = tmp_path / "nixpkgs-stub"
+    stub.mkdir()
+    (stub / "flake.nix").write_text("{ outputs = { self }: { }; }\n")
+    (stub / "default.nix").write_text(f"""
+{{ system, overlays ? [ ] }}:
+let
+  base = {{
+    callPackage = path: args: "{fake['hocker']}";
+    cacert = "{fake['cacert']}";
+    bash = "{fake['bash']}";
+    stdenv.hostPlatform.system = system;
+  }};
+  final = builtins.foldl' (acc: o: acc // o final acc) base overlays // {{ buildPackages = final; }};
+in final
+""")
+    flake = f"path:{src}"
+    common = ["--override-input", "nixpkgs", f"path:{stub}", "--no-write-lock-file"]
+    info = plain_registry.images["library/hello:oci"].single
+    layer_hex = info.layers[0][0][7:]
+    drv = nix.run("nix", "eval", "--raw", f"{flake}#lib", *common, "--apply",
+                  f'lib: ((lib.mkFetchers {{ hocker = "{VENV}"; system = "x86_64-linux"; }}).fetchDockerLayer '
+                  f'{{ registry = "{plain_registry.url}/v2/"; repository = "library"; imageName = "hello"; '
+                  f'layerDigest = "{layer_hex}"; }}).drvPath').stdout.strip()
+    assert drv.endswith(f"docker-layer-{layer_hex}.tar.gz.drv")
+    out = nix.run("nix-store", "--realise", drv).stdout.strip()
+    assert file_sha(out) == info.layers[0][0]
+    # through the overlay of the flake's own package set
+    fetchers = nix.run("nix", "eval", "--json", f"{flake}#lib", *common, "--apply",
+                       'lib: builtins.attrNames (lib.fetchersFor "x86_64-linux")').stdout
+    assert json.loads(fetchers) == ["fetchDockerConfig", "fetchDockerLayer", "fetchDockerManifest", "fetchdocker"]
+    assert nix.run("nix", "eval", "--raw", f"{flake}#packages.x86_64-linux.default", *common).stdout == str(fake["hocker"])
+    assert nix.run("nix", "eval", "--raw", f"{flake}#apps.aarch64-linux.default.program", *common).stdout \
+        == f"{fake['hocker']}/bin/docker2nix"
+    kinds = nix.run("nix", "eval", "--json", f"{flake}#overlays.default", *common, "--apply",
+                    "o: builtins.isFunction o").stdout
+    assert kinds.strip() == "true"
+    module = nix.run("nix", "eval", "--json", f"{flake}#nixosModules.default", *common, "--apply",
+                     "m: builtins.attrNames (m { })").stdout
+    assert json.loads(module) == ["imports", "nixpkgs"]

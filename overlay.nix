@@ -1,0 +1,20 @@
+# nixpkgs overlay: the hocker-fetch package and its Nix functions, hocker's names.
+#
+#   pkgs = import <nixpkgs> { overlays = [ (import ./overlay.nix) ]; };
+#   image = pkgs.callPackage ./debian.nix { };      # a file written by docker2nix
+final: prev:
+let
+  # The fetchers run on the machine doing the build.
+  hockerForBuild = final.buildPackages.hocker;
+  fetchers = import ./nix/default.nix {
+    hocker = hockerForBuild;
+    cacert = final.buildPackages.cacert;
+    system = final.buildPackages.stdenv.hostPlatform.system;
+    python = "${hockerForBuild}/libexec/hocker-fetch/python";
+    shell = "${final.buildPackages.bash}/bin/bash";
+  };
+in
+{
+  hocker = final.callPackage ./nix/package.nix { };
+  inherit (fetchers) fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker;
+}
