@@ -567,8 +567,9 @@ def test_stall_mid_body_resumes_from_bytes_received(proxy, hello, tmp_path):
     assert gets[1].range is not None and gets[1].status == 206, [(e.range, e.status) for e in gets]
 
 
-@pytest.mark.xfail(strict=True, reason="image._download: after the first failure, running downloads are not "
-                   "cancelled; the executor waits for them (here a stalled layer's full retry budget)")
+@pytest.mark.xfail(strict=True, reason="image._download stops other downloads only at their next sink.write(); "
+                   "a download stalled before its first byte (or sleeping in request()'s backoff) runs its whole "
+                   "retry budget while the pool shutdown waits for it")
 def test_image_fails_soon_after_first_permanent_failure(proxy, hello, tmp_path):
     proxy.on("GET", blob_path(hello.top_digest)).status(500)    # fails for good after ~1.5 s of backoff
     proxy.on("GET", blob_path(hello.base_digest)).stall(60)     # would take 3 x 3 s + backoff to give up
