@@ -86,13 +86,11 @@ class _Token:
 class RegistryAuth:
     """Authorization headers for one registry, learned from its challenges; thread-safe."""
 
-    def __init__(self, session: requests.Session, credentials: Optional[Credentials], *,
-                 verify: "bool | str", timeout: float, insecure: bool,
-                 clock: Callable[[], float] = time.monotonic):
-        self.session = session
+    def __init__(self, send: Callable[..., requests.Response], credentials: Optional[Credentials], *,
+                 insecure: bool, clock: Callable[[], float] = time.monotonic):
+        """`send(method, url, what=..., **requests_kwargs)` performs one HTTP exchange with retries."""
+        self.send = send
         self.credentials = credentials
-        self.verify = verify
-        self.timeout = timeout
         self.insecure = insecure
         self.clock = clock
         self._lock = threading.Lock()
@@ -156,30 +154,25 @@ class RegistryAuth:
             params["service"] = challenge.params["service"]
         params["scope"] = scope
         creds = self.credentials
-        headers = {}
-        try:
-            if creds is not None and creds.identity_token:
+        server = urlsplit(realm).netloc
+        what = f"token request to {server}"
+        if creds is not None and creds.identity_token:
+            check_transport(realm, self.insecure)
+            resp = self.send("POST", realm, what=what, data={
+                "grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                "client_id": "hocker-fetch", **params})
+        else:
+            headers = {}
+            if creds is not None and creds.username:
                 check_transport(realm, self.insecure)
-                resp = self.session.post(realm, data={
-                    "grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                    "client_id": "hocker-fetch", **params}, verify=self.verify, timeout=self.timeout)
-            else:
-                if creds is not None and creds.username:
-                    check_transport(realm, self.insecure)
-                    headers["Authorization"] = self._basic(realm)
-                resp = self.session.get(realm, params=params, headers=headers, verify=self.verify,
-                                        timeout=self.timeout)
-        except requests.exceptions.SSLError as exc:
-            raise RegistryError(f"TLS verification failed for the token server {urlsplit(realm).netloc}: "
-                                f"{_reason(exc)} (use --ca-file or --insecure)") from None
-        except requests.RequestException as exc:
-            raise RegistryError(f"cannot reach the token server {urlsplit(realm).netloc}: {_reason(exc)}") from None
+                headers["Authorization"] = self._basic(realm)
+            resp = self.send("GET", realm, what=what, params=params, headers=headers)
         who = f"user {creds.username!r}" if creds is not None and creds.username else "anonymous access"
         if resp.status_code in (401, 403):
-            raise AuthError(f"the token server {urlsplit(realm).netloc} refused {who}"
+            raise AuthError(f"the token server {server} refused {who}"
                             + (" (wrong username or password?)" if creds is not None and creds.username else ""))
         if resp.status_code != 200:
-            raise RegistryError(f"the token server {urlsplit(realm).netloc} answered HTTP {resp.status_code}")
+            raise RegistryError(f"the token server {server} answered HTTP {resp.status_code}")
         try:
             body = resp.json()
             value = body.get("token") or body.get("access_token")
@@ -187,7 +180,7 @@ class RegistryAuth:
         except (ValueError, AttributeError, TypeError):
             value, lifetime = None, 0.0
         if not isinstance(value, str) or not value:
-            raise AuthError(f"the token server {urlsplit(realm).netloc} sent no token")
+            raise AuthError(f"the token server {server} sent no token")
         with self._lock:
             # renew a little early so a long download does not start with a token about to lapse
             self._tokens[scope] = _Token(value, self.clock() + max(lifetime - 5.0, 1.0))

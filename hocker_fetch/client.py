@@ -15,7 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -86,8 +87,7 @@ class RegistryClient:
         self.sleep = sleep
         self.base_url = ref.base_url
         self.host = ref.registry
-        # With --insecure (or on this machine's loopback) a registry without TLS is found by falling back to
-        # http, as docker does for insecure registries; an explicit http:// from --registry needs no fallback.
+        # an explicit scheme (--registry) is used as given; see request() for the fallback
         self._may_fall_back = (not ref.scheme_given and ref.scheme == "https"
                                and (options.insecure or is_loopback(ref.host)))
         if credentials is not None:
@@ -100,8 +100,7 @@ class RegistryClient:
         self.session.mount("http://", adapter)
         if options.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        self.auth = RegistryAuth(self.session, credentials, verify=self.verify, timeout=options.timeout,
-                                 insecure=options.insecure)
+        self.auth = RegistryAuth(self.send, credentials, insecure=options.insecure)
         self.retries_used = 0
         self._lock = threading.Lock()
 
@@ -123,53 +122,51 @@ class RegistryClient:
                 return min(retry_after, self.options.max_retry_after)
         return self.options.backoff * (2 ** attempt) * (0.75 + random.random() / 2)
 
+    def _wait(self, delay: float, cancel: Optional[threading.Event]) -> None:
+        if cancel is None:
+            self.sleep(delay)
+        elif cancel.wait(delay):
+            raise Cancelled()
+
     def _note_retry(self, what: str, attempt: int, delay: float) -> None:
         with self._lock:
             self.retries_used += 1
         self.log(f"{what}; retry {attempt}/{self.options.retries} in {delay:.1f}s")
 
-    def request(self, method: str, path: str, scope: str, *, headers: Optional[dict[str, str]] = None,
-                stream: bool = False, what: str = "") -> requests.Response:
-        """Send with auth, following challenges, redirects and retrying transient failures.
+    def send(self, method: str, url: str, *, what: str, first_contact: bool = False,
+             headers: "dict[str, str] | Callable[[], dict[str, str]] | None" = None,
+             cancel: Optional[threading.Event] = None, **kwargs: object) -> requests.Response:
+        """One HTTP exchange, retried with backoff on connection errors, timeouts, 5xx and 429.
 
-        Returns any final response (the caller maps 404 etc.); raises RegistryError when retries run out.
+        No auth handling here: the registry requests and the token server requests both go through it.
+        `headers` may be a function, called before every attempt (a wait may outlive a token).
+        With `first_contact`, a failure to talk TLS raises _TryPlainHttp instead (see request()).
+        Setting `cancel` stops the retrying (Cancelled) as soon as the current attempt ends.
         """
-        auth_rounds = 0
         attempt = 0
-        what = what or f"{method} {path}"
         while True:
-            url = self.base_url + path
-            sent = self.auth.header(url, scope)
-            req_headers = dict(headers or {})
-            if sent:
-                req_headers["Authorization"] = sent
+            _check(cancel)
             try:
                 # requests drops Authorization itself when a redirect leaves this host (S3, CDNs)
-                resp = self.session.request(method, url, headers=req_headers, stream=stream, verify=self.verify,
+                resp = self.session.request(method, url, verify=self.verify, allow_redirects=True,
+                                            headers=headers() if callable(headers) else headers,
                                             timeout=(min(self.options.timeout, 30.0), self.options.timeout),
-                                            allow_redirects=True)
+                                            **kwargs)  # type: ignore[arg-type]
             except requests.exceptions.SSLError as exc:
                 # a server that speaks plain HTTP fails the handshake; a bad certificate is no reason to drop TLS
-                if "CERTIFICATE_VERIFY_FAILED" not in str(exc) and self._fall_back_to_http():
-                    continue
-                raise RegistryError(f"TLS error talking to {self.host}: {_reason(exc)} "
+                if first_contact and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+                    raise _TryPlainHttp() from None
+                raise RegistryError(f"TLS error talking to {urlsplit(url).netloc}: {_reason(exc)} "
                                     "(trust its CA with --ca-file, or use --insecure)") from None
             except TRANSIENT as exc:
-                if attempt == 0 and self._fall_back_to_http():
-                    continue
+                if first_contact and attempt == 0:
+                    raise _TryPlainHttp() from None
                 if attempt >= self.options.retries:
                     raise RegistryError(f"{what}: {_reason(exc)} (gave up after {attempt} retries)") from None
                 attempt += 1
                 delay = self._delay(attempt - 1)
                 self._note_retry(f"{what}: {_reason(exc)}", attempt, delay)
-                self.sleep(delay)
-                continue
-            if resp.status_code == 401:
-                resp.close()
-                if auth_rounds >= 2:
-                    raise AuthError(self._denied_message(scope))
-                auth_rounds += 1
-                self.auth.on_unauthorized(resp, scope, sent)
+                self._wait(delay, cancel)
                 continue
             if resp.status_code in RETRY_STATUSES:
                 if attempt >= self.options.retries:
@@ -180,16 +177,45 @@ class RegistryClient:
                 delay = self._delay(attempt - 1, resp)
                 resp.close()
                 self._note_retry(f"{what}: HTTP {resp.status_code}", attempt, delay)
-                self.sleep(delay)
+                self._wait(delay, cancel)
                 continue
             return resp
 
-    def _fall_back_to_http(self) -> bool:
-        if not self._may_fall_back:
-            return False
-        self._may_fall_back = False
-        self.base_url = "http://" + self.host
-        return True
+    def request(self, method: str, path: str, scope: str, *, headers: Optional[dict[str, str]] = None,
+                stream: bool = False, what: str = "", cancel: Optional[threading.Event] = None
+                ) -> requests.Response:
+        """A registry request with auth: challenges answered, redirects followed, transient failures retried.
+
+        Returns any final response (the caller maps 404 etc.); raises RegistryError when retries run out.
+        """
+        auth_rounds = 0
+        what = what or f"{method} {path}"
+        while True:
+            url = self.base_url + path
+            sent: list[Optional[str]] = [None]  # what the last attempt sent, for on_unauthorized
+
+            def with_auth(url: str = url) -> dict[str, str]:
+                sent[0] = self.auth.header(url, scope)
+                return {**(headers or {}), **({"Authorization": sent[0]} if sent[0] else {})}
+
+            try:
+                resp = self.send(method, url, what=what, first_contact=self._may_fall_back,
+                                 headers=with_auth, stream=stream, cancel=cancel)
+            except _TryPlainHttp:
+                # With --insecure (or on loopback) a registry without TLS is found the way docker finds
+                # insecure registries: https first, then http, decided once at first contact.
+                self._may_fall_back = False
+                self.base_url = "http://" + self.host
+                continue
+            self._may_fall_back = False  # the scheme works: later failures are failures, not a cue to switch
+            if resp.status_code == 401:
+                resp.close()
+                if auth_rounds >= 2:
+                    raise AuthError(self._denied_message(scope))
+                auth_rounds += 1
+                self.auth.on_unauthorized(resp, scope, sent[0])
+                continue
+            return resp
 
     def _denied_message(self, scope: str) -> str:
         repo = scope.split(":")[1] if scope.count(":") >= 2 else scope
@@ -208,16 +234,29 @@ class RegistryClient:
         by_digest = reference.startswith("sha256:")
         if by_digest:
             reference = parse_digest(reference)
-        what = f"manifest {repository}:{reference}" if not by_digest else f"manifest {repository}@{reference}"
-        resp = self.request("GET", f"/v2/{repository}/manifests/{reference}", _scope(repository),
-                            headers={"Accept": ACCEPT}, stream=True, what=what)
-        with resp:
-            _raise_for_status(resp, what, self.host)
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
-                raise ManifestError(f"{what} is {length} bytes, more than the {MAX_MANIFEST_BYTES} allowed")
-            raw = _read_bounded(resp, MAX_MANIFEST_BYTES, what)
-            content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        what = f"manifest {repository}@{reference}" if by_digest else f"manifest {repository}:{reference}"
+        breaks = 0
+        while True:
+            resp = self.request("GET", f"/v2/{repository}/manifests/{reference}", _scope(repository),
+                                headers={"Accept": ACCEPT}, stream=True, what=what)
+            with resp:
+                _raise_for_status(resp, what, self.host)
+                length = resp.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+                    raise ManifestError(f"{what} is {length} bytes, more than the {MAX_MANIFEST_BYTES} allowed")
+                try:
+                    raw = _read_bounded(resp, MAX_MANIFEST_BYTES, what)
+                except STREAM_ERRORS as exc:
+                    if breaks >= self.options.retries:
+                        raise RegistryError(f"{what}: connection broke while reading ({_reason(exc)}; "
+                                            f"gave up after {breaks} retries)") from None
+                    breaks += 1
+                    delay = self._delay(breaks - 1)
+                    self._note_retry(f"{what}: connection broke while reading", breaks, delay)
+                    self.sleep(delay)
+                    continue
+                content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            break
         actual = "sha256:" + hashlib.sha256(raw).hexdigest()
         if by_digest and actual != reference:
             raise VerificationError(f"{what}: content has digest {actual}")
@@ -270,10 +309,12 @@ class RegistryClient:
         return bytes(sink.buffer)
 
     def fetch_blob(self, repository: str, digest: str, size: Optional[int], sink: BlobSink,
-                   progress: Optional[Callable[[int], None]] = None) -> None:
+                   progress: Optional[Callable[[int], None]] = None,
+                   cancel: Optional[threading.Event] = None) -> None:
         """Stream a blob into `sink`, hashing as it goes; resume with Range after a broken connection.
 
         On return every byte in the sink has been checked against `digest` (and `size` when known).
+        `cancel` (set by another thread) makes it stop early with Cancelled.
         """
         digest = parse_digest(digest)
         verifier = DigestVerifier(digest, size)
@@ -284,7 +325,8 @@ class RegistryClient:
         while True:
             offset = sink.tell()
             headers = {"Range": f"bytes={offset}-"} if offset else {}
-            resp = self.request("GET", path, _scope(repository), headers=headers, stream=True, what=what)
+            resp = self.request("GET", path, _scope(repository), headers=headers, stream=True, what=what,
+                                cancel=cancel)
             try:
                 if offset and resp.status_code == 206:
                     if _range_start(resp) != offset:
@@ -298,7 +340,8 @@ class RegistryClient:
                         verifier.reset()
                 else:
                     _raise_for_status(resp, what, self.host)
-                for chunk in resp.raw.stream(CHUNK, decode_content=False):
+                for chunk in _chunks(resp.raw):
+                    _check(cancel)
                     verifier.update(chunk)
                     sink.write(chunk)
                     if progress:
@@ -310,7 +353,7 @@ class RegistryClient:
                 breaks += 1
                 delay = self._delay(breaks - 1)
                 self._note_retry(f"{what}: connection broke after {sink.tell()} bytes", breaks, delay)
-                self.sleep(delay)
+                self._wait(delay, cancel)
                 continue
             finally:
                 resp.close()
@@ -318,10 +361,23 @@ class RegistryClient:
                 breaks += 1  # a body shorter than the blob: try to fetch the rest
                 delay = self._delay(breaks - 1)
                 self._note_retry(f"{what}: short body ({verifier.count} of {size} bytes)", breaks, delay)
-                self.sleep(delay)
+                self._wait(delay, cancel)
                 continue
             break
         verifier.check()
+
+
+class Cancelled(Exception):
+    """Another download failed, so this one was abandoned (never reported on its own)."""
+
+
+def _check(cancel: Optional[threading.Event]) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+
+
+class _TryPlainHttp(Exception):
+    """First contact over https failed in a way that means the server speaks plain http."""
 
 
 class _BytesSink:
@@ -343,8 +399,6 @@ def _scope(repository: str) -> str:
 
 
 def _host_of(resp: requests.Response) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(resp.url).netloc
 
 
@@ -372,14 +426,28 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
 
 def _read_bounded(resp: requests.Response, limit: int, what: str) -> bytes:
     data = bytearray()
-    try:
-        for chunk in resp.raw.stream(65536, decode_content=True):
-            data += chunk
-            if len(data) > limit:
-                raise ManifestError(f"{what} is larger than the {limit} bytes allowed")
-    except STREAM_ERRORS as exc:
-        raise RegistryError(f"{what}: connection broke while reading ({_reason(exc)})") from None
+    for chunk in resp.raw.stream(65536, decode_content=True):
+        data += chunk
+        if len(data) > limit:
+            raise ManifestError(f"{what} is larger than the {limit} bytes allowed")
     return bytes(data)
+
+
+def _chunks(raw: urllib3.response.HTTPResponse) -> Iterator[bytes]:
+    """The body as it arrives (read1: whatever is there, up to CHUNK), never decoded.
+
+    Unlike read(CHUNK), nothing received is held back when the connection stalls or breaks, so a resumed
+    download continues from the last byte that really arrived.
+    """
+    read = getattr(raw, "read1", None)
+    if read is None:  # urllib3 < 2.3: small reads lose little on a stall
+        yield from raw.stream(65536, decode_content=False)
+        return
+    while True:
+        chunk = read(CHUNK, decode_content=False)
+        if not chunk:
+            return
+        yield chunk
 
 
 def _registry_message(resp: requests.Response) -> str:

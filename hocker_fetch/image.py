@@ -49,29 +49,6 @@ def write_image(client: RegistryClient, ref: Reference, resolved: Resolved, out:
             target.commit()
 
 
-class _Stoppable:
-    """A sink that aborts its download as soon as another download failed (no point finishing it)."""
-
-    def __init__(self, sink: BlobSink, stop: threading.Event):
-        self.sink = sink
-        self.stop = stop
-
-    def write(self, data: bytes) -> None:
-        if self.stop.is_set():
-            raise _Cancelled()
-        self.sink.write(data)
-
-    def restart(self) -> None:
-        self.sink.restart()
-
-    def tell(self) -> int:
-        return self.sink.tell()
-
-
-class _Cancelled(Exception):
-    pass
-
-
 def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobSink], blobs: Mapping[str, BlobRef],
               jobs: int, progress: Optional[Progress], foreign: set[str]) -> None:
     """Fetch every blob into its sink, `jobs` at a time; the first failure stops the others."""
@@ -81,7 +58,7 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobS
     def one(digest: str) -> None:
         sink = sinks[digest]
         try:
-            client.fetch_blob(repository, digest, sizes[digest], _Stoppable(sink, stop),
+            client.fetch_blob(repository, digest, sizes[digest], sink, cancel=stop,
                               progress=progress.add if progress else None)
         except NotFoundError as exc:
             if digest in foreign:

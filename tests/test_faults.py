@@ -527,13 +527,11 @@ def test_token_renewed_before_advertised_expiry(token_proxy, token_server, hello
 
 
 # ------------------------------------------------------------------------------------------------
-# gaps found (xfail strict: they flip to a failure the day hocker_fetch is fixed, so the mark gets removed)
+# gaps these tests found in the client (all fixed; kept as regression tests)
 # ------------------------------------------------------------------------------------------------
 
 
 
-@pytest.mark.xfail(strict=True, reason="client.get_manifest: a manifest body cut mid-stream is not retried "
-                   "(_read_bounded raises RegistryError outside request()'s retry loop)")
 @pytest.mark.parametrize("fault", ["cut", "short"])
 def test_manifest_body_cut_is_retried(proxy, hello, fault):
     rule = proxy.on("GET", TAG_MANIFEST, times=1)
@@ -543,8 +541,6 @@ def test_manifest_body_cut_is_retried(proxy, hello, fault):
     assert r.stdout == hello.manifest
 
 
-@pytest.mark.xfail(strict=True, reason="auth.RegistryAuth._fetch_token: a 5xx / connection error from the "
-                   "token server fails the run at once, no retry")
 def test_token_server_503_is_retried(token_registry, token_server, hello, tmp_path):
     with FaultProxy(token_server.url) as tp, \
             FaultProxy(token_registry.url, rewrite={token_server.url: tp.url}) as rp:
@@ -556,8 +552,6 @@ def test_token_server_503_is_retried(token_registry, token_server, hello, tmp_pa
         assert out.read_bytes() == hello.top
 
 
-@pytest.mark.xfail(strict=True, reason="client.fetch_blob reads 1 MiB per resp.raw.stream() call: on a read "
-                   "timeout the bytes of the unfinished call are dropped, so the retry starts at 0, not with Range")
 def test_stall_mid_body_resumes_from_bytes_received(proxy, hello, tmp_path):
     proxy.on("GET", blob_path(hello.base_digest), times=1).stall(30, after=120_000)
     out = tmp_path / "base.tgz"
@@ -567,9 +561,6 @@ def test_stall_mid_body_resumes_from_bytes_received(proxy, hello, tmp_path):
     assert gets[1].range is not None and gets[1].status == 206, [(e.range, e.status) for e in gets]
 
 
-@pytest.mark.xfail(strict=True, reason="image._download stops other downloads only at their next sink.write(); "
-                   "a download stalled before its first byte (or sleeping in request()'s backoff) runs its whole "
-                   "retry budget while the pool shutdown waits for it")
 def test_image_fails_soon_after_first_permanent_failure(proxy, hello, tmp_path):
     proxy.on("GET", blob_path(hello.top_digest)).status(500)    # fails for good after ~1.5 s of backoff
     proxy.on("GET", blob_path(hello.base_digest)).stall(60)     # would take 3 x 3 s + backoff to give up
