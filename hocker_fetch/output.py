@@ -144,6 +144,9 @@ class AtomicFile:
         self.target, self._dir, base = _split_target(target, "output")
         if os.path.isdir(self.target) and not os.path.islink(self.target):
             raise UsageError(f"output path is a directory: {self.target}")
+        if os.path.exists(self.target) and not os.path.isfile(self.target):
+            # renaming onto /dev/null or a FIFO would replace it with a plain file
+            raise UsageError(f"output path is not a regular file: {self.target} (to stream, leave out --out)")
         self._mode = mode & ~current_umask() & 0o7777
         try:
             self.fd, self.path = tempfile.mkstemp(prefix=f".{base}{_TEMP_INFIX}", dir=self._dir)

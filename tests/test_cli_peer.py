@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import shutil
 import subprocess
 import tempfile
@@ -135,7 +137,7 @@ def test_oci_layout_and_oci_archive_keep_registry_digests(plain_registry, tmp_pa
     assert index["manifests"][0]["digest"] == arm.manifest_digest
 
 
-def test_reference_form_and_digest_pinning(plain_registry):
+def test_reference_form_and_digest_pinning(plain_registry, tmp_path):
     info = plain_registry.images["library/multi:oci"]
     arm = info.platforms["linux/arm64/v8"]
     host = plain_registry.host
@@ -147,5 +149,14 @@ def test_reference_form_and_digest_pinning(plain_registry):
     assert r.returncode == 0 and r.stdout.decode().strip() == info.digest
     r = run("hocker-manifest", f"{host}/library/multi:oci@{info.digest}", "--platform", "linux/arm64")
     assert r.returncode == 0 and r.stdout == arm.manifest_bytes
+    out = tmp_path / "nested.json"
+    r = run("hocker-manifest", "--out", str(out), "--registry", plain_registry.url, "a/b/c", "nested")
+    assert r.returncode == 0 and r.stdout.decode().strip() == str(out)
+    assert out.read_bytes() == plain_registry.images["a/b/c:nested"].raw
+
+
+def test_out_refuses_special_files(plain_registry):
+    # an atomic rename onto /dev/null would replace the device with a plain file
     r = run("hocker-manifest", "--out", "/dev/null", "--registry", plain_registry.url, "a/b/c", "nested")
-    assert r.returncode == 0
+    assert r.returncode == 2 and b"not a regular file" in r.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
