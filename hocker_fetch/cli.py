@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(UsageError.exit_code, f"{self.prog}: {message}\n")
 
 
-def make_parser(prog: str, description: str, *, tag_help: str) -> argparse.ArgumentParser:
+def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False) -> argparse.ArgumentParser:
     p = _Parser(prog=prog, description=description, epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
@@ -45,8 +45,14 @@ def make_parser(prog: str, description: str, *, tag_help: str) -> argparse.Argum
     g = p.add_argument_group("registry")
     g.add_argument("--registry", metavar="URI",
                    help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form)")
-    g.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
-                   help="platform to pick from a multi-arch index (default: this host's linux platform)")
+    if multi_platform:
+        g.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
+                       help="platform to pin from a multi-arch index; repeat it to cover several Nix systems "
+                            "(the expression then picks the one being built), or 'all' for every platform in "
+                            "the index (default: this host's linux platform)")
+    else:
+        g.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                       help="platform to pick from a multi-arch index (default: this host's linux platform)")
     g.add_argument("--insecure", action="store_true",
                    help="allow plain HTTP (also for credentials) and TLS without certificate verification")
     g.add_argument("--ca-file", metavar="PATH", help="trust this CA bundle (PEM) for the registry's TLS")

@@ -8,7 +8,7 @@ import stat
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_out_option, chosen_platform, image_reference, make_client, make_parser, run_command
+from .cli import add_out_option, image_reference, make_client, make_parser, run_command
 from .errors import ManifestError, UsageError
 
 PROG = "docker2nix"
@@ -22,15 +22,8 @@ downloaded: every Nix hash is the registry digest re-encoded."""
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    p = make_parser(PROG, DESCRIPTION, tag_help="tag (default latest)")
-    # cli.make_parser's --platform takes one value; docker2nix pins several (the last definition wins).
-    p.conflict_handler = "resolve"
+    p = make_parser(PROG, DESCRIPTION, tag_help="tag (default latest)", multi_platform=True)
     g = p.add_argument_group("docker2nix")
-    g.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
-                   help="platform to pin from a multi-arch index; repeat it to cover several Nix systems "
-                        "(the expression then picks the one being built), or 'all' for every platform in the "
-                        "index (default: this host's linux platform)")
-    p.conflict_handler = "error"
     g.add_argument("--manifest", metavar="PATH",
                    help="read the manifest from PATH ('-' for standard input) instead of fetching it")
     g.add_argument("--altImageName", "--alt-image-name", dest="alt_image_name", metavar="NAME",
@@ -78,7 +71,7 @@ def _read_manifest(args: argparse.Namespace) -> Optional[bytes]:
 
 def _platforms(args: argparse.Namespace):
     """The requested platforms (None = every platform in the index), in the order given, without repeats."""
-    from .manifest import Platform
+    from .manifest import Platform, host_platform
 
     values = args.platform or []
     if any(v.strip().lower() == "all" for v in values):
@@ -86,7 +79,7 @@ def _platforms(args: argparse.Namespace):
             raise UsageError("--platform all cannot be combined with other --platform values")
         return None
     if not values:
-        return [chosen_platform(argparse.Namespace(platform=None))]
+        return [host_platform()]
     out: list = []
     for v in values:
         plat = Platform.parse(v)
