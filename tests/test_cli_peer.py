@@ -160,3 +160,13 @@ def test_out_refuses_special_files(plain_registry):
     r = run("hocker-manifest", "--out", "/dev/null", "--registry", plain_registry.url, "a/b/c", "nested")
     assert r.returncode == 2 and b"not a regular file" in r.stderr
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_repo_tags_can_be_overridden(plain_registry, tmp_path):
+    out = tmp_path / "named.tar"
+    r = run("hocker-image", "--registry", plain_registry.url, "--repo-tag", "mine/app:v1", "--repo-tag", "other:2",
+            "--out", str(out), "library/hello", "oci")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads(subprocess.run(["tar", "-xOf", str(out), "manifest.json"], capture_output=True,
+                                         check=True).stdout)
+    assert manifest[0]["RepoTags"] == ["mine/app:v1", "other:2"]

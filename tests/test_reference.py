@@ -92,3 +92,14 @@ def test_arbitrary_text_gives_reference_or_usage_error(text):
     assert ref.repository and (ref.tag or ref.digest)
     # a parsed reference prints as something that parses to the same thing
     assert parse_reference(str(ref)) == ref
+
+
+def test_default_repo_tags_are_what_docker_prints():
+    from hocker_fetch.image import default_repo_tags
+
+    assert default_repo_tags(parse_reference("debian:bookworm")) == ["debian:bookworm"]
+    assert default_repo_tags(parse_reference("docker.io/user/app:1")) == ["user/app:1"]
+    assert default_repo_tags(parse_reference("localhost:5000/a/b/c:t")) == ["localhost:5000/a/b/c:t"]
+    assert default_repo_tags(resolve_reference("library/debian", "jessie", "https://registry-1.docker.io/v2/")) \
+        == ["debian:jessie"]
+    assert default_repo_tags(parse_reference("x@" + D)) == []  # a bare digest has no tag to give
