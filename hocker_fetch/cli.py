@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional, Sequence
 
-from .errors import HockerError, UsageError
+from .errors import HockerError, UsageError, one_line
 
 if TYPE_CHECKING:
     from .client import RegistryClient
@@ -80,7 +80,7 @@ def add_out_option(p: argparse.ArgumentParser, required: bool) -> None:
 def _say(prog: str, quiet: bool) -> Callable[[str], None]:
     def log(message: str) -> None:
         if not quiet:
-            print(f"{prog}: {message}", file=sys.stderr, flush=True)
+            print(f"{prog}: {one_line(message)}", file=sys.stderr, flush=True)
     return log
 
 
@@ -143,7 +143,7 @@ def run_command(prog: str, body: Callable[[], None]) -> int:
     try:
         body()
     except HockerError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(f"{prog}: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

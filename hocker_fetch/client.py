@@ -502,7 +502,7 @@ def _registry_message(resp: requests.Response) -> str:
         errors = resp.json().get("errors") or []
         first = errors[0]
         text = f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
-    except (ValueError, AttributeError, IndexError, TypeError):
+    except (ValueError, AttributeError, IndexError, TypeError, RecursionError):
         return ""
     return text[:200]
 

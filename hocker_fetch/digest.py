@@ -94,6 +94,8 @@ def nix_base32(data: bytes) -> str:
 def nix_base32_decode(text: str) -> bytes:
     """Inverse of nix_base32, for reading hashes back (tests and lock files)."""
     size = len(text) * 5 // 8
+    if (size * 8 + 4) // 5 != len(text):
+        raise UsageError(f"invalid Nix base32 hash: {len(text)} characters is not the length of any hash")
     out = bytearray(size)
     for n, ch in enumerate(reversed(text)):
         digit = NIX_BASE32_ALPHABET.find(ch)

@@ -167,7 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{PROG}: wrote {args.out}; build it with hocker-fetch's overlay, e.g.\n"
                   f"  nix-build -E 'with import <nixpkgs> {{ overlays = [ (import <hocker-fetch/overlay.nix>) ]; }}; "
                   f"callPackage ./{os.path.basename(args.out)} {{ }}'\n"
-                  "  ./result/compositeImage.sh | docker load        (docs/nix.md has the NixOS module)",
+                  "  ./result/compositeImage.sh | docker load        (the README shows the NixOS module)",
                   file=sys.stderr)
 
     return run_command(PROG, body)

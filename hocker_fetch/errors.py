@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """Make text safe to print as one line: control characters (newlines, ESC) shown as escapes.
+
+    Error messages quote what servers send; a hostile registry must not be able to forge extra lines.
+    """
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class HockerError(Exception):
     """Base of every error the tools report as `<prog>: <message>`."""
 

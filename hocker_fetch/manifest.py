@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform as _platform
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -28,6 +29,7 @@ FOREIGN_LAYER_TYPES = frozenset({
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 })
+_PLATFORM_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the OCI spec's recommended limit
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 MAX_BLOB_BYTES = 1 << 44  # 16 TiB: larger "sizes" are hostile, not images
@@ -142,7 +144,9 @@ def _descriptor(obj: Any, where: str, *, with_platform: bool = False) -> Descrip
     plat = None
     if with_platform and isinstance(obj.get("platform"), dict):
         p = obj["platform"]
-        if not all(isinstance(p.get(k, ""), str) for k in ("os", "architecture", "variant")):
+        # platform names end up in file names, Nix files and messages: only plain tokens are accepted
+        if not all(isinstance(p.get(k, ""), str) and _PLATFORM_WORD.fullmatch(p.get(k) or "x")
+                   for k in ("os", "architecture", "variant")):
             raise ManifestError(f"{where} has a malformed platform")
         plat = Platform(p.get("os", ""), p.get("architecture", ""), p.get("variant")).normalized()
     annotations = obj.get("annotations") if isinstance(obj.get("annotations"), dict) else {}
@@ -157,7 +161,7 @@ def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> 
     """
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ManifestError(f"manifest {digest} is not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(doc, dict):
         raise ManifestError(f"manifest {digest} is not a JSON object")

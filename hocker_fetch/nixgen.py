@@ -7,6 +7,7 @@ generating for a 5 GB image costs no download.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 from . import __version__
 from .digest import digest_hex, parse_digest, to_nix_base32, to_sri
-from .errors import UsageError
+from .errors import UsageError, one_line
 from .manifest import Descriptor, ImageManifest, Platform
 from .reference import DEFAULT_REGISTRY_URI, DOCKER_HUB_API, Reference
 
@@ -184,24 +185,24 @@ class ImagePin:
 
 # -- rendering ----------------------------------------------------------------------------------------------
 
-_env = None
 
 
+@functools.lru_cache(maxsize=1)
 def _environment():
-    global _env
-    if _env is None:
-        import jinja2
+    import jinja2
 
-        _env = jinja2.Environment(
-            loader=jinja2.PackageLoader("hocker_fetch", "templates"),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        _env.filters["nix"] = nix_string
-    return _env
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("hocker_fetch", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["nix"] = nix_string
+    # for values in comments: a newline from a registry must not be able to start a line of Nix code
+    env.filters["comment"] = lambda value: one_line(str(value))
+    return env
 
 
 def render_nix(pin: ImagePin, hash_format: str = "base32") -> str:

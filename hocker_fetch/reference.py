@@ -59,7 +59,12 @@ class Reference:
     def name(self) -> str:
         """The familiar name docker prints: `debian`, `user/app`, `ghcr.io/o/i`, `127.0.0.1:5000/a/b`."""
         if self.is_docker_hub:
-            return self.repository[len("library/"):] if self.repository.startswith("library/") else self.repository
+            if self.repository.startswith("library/"):
+                return self.repository[len("library/"):]
+            first = self.repository.split("/", 1)[0]
+            if "." in first or ":" in first or first == "localhost":
+                return f"docker.io/{self.repository}"  # else it would read as a registry host
+            return self.repository
         return f"{self.registry}/{self.repository}"
 
     def __str__(self) -> str:
@@ -83,7 +88,11 @@ def parse_registry_uri(uri: str) -> tuple[str, str]:
     text = uri.strip()
     if "://" not in text:
         text = "https://" + text
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise UsageError(f"invalid --registry {uri!r}: expected https://host[:port][/v2/]") from None
     if parts.scheme not in ("http", "https"):
         raise UsageError(f"invalid --registry {uri!r}: the scheme must be https:// or http://")
     if parts.query or parts.fragment or parts.username or parts.password:

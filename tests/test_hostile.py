@@ -409,7 +409,7 @@ def test_traversal_digest_never_touches_the_named_path(server, tmp_path, case: C
 
 
 # ---------------------------------------------------------------------------------------------------------
-# hostile error bodies and hostile platform strings (bugs found here are xfail(strict) below)
+# hostile error bodies and hostile platform strings (each was a bug, now fixed)
 
 
 def test_registry_error_message_stays_one_line(server, tmp_path: Path) -> None:
@@ -422,9 +422,6 @@ def test_registry_error_message_stays_one_line(server, tmp_path: Path) -> None:
                        capture_output=True, env=clean_env(), timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 4
     assert len(r.stderr.decode().splitlines()) == 1 and b"\x1b" not in r.stderr, r.stderr
-
-
-# (the one above fails today: see the xfail marker applied at the bottom)
 
 
 def test_deeply_nested_json_manifest_is_a_clear_error(server, tmp_path: Path) -> None:
@@ -468,18 +465,3 @@ def test_docker2nix_hostile_platform_cannot_inject_nix_code(server, tmp_path: Pa
     assert "pwned-by-registry" not in text.replace('\\"', '"').split("platform = ", 1)[0]
 
 
-for _name, _reason in {
-    "test_registry_error_message_stays_one_line":
-        "client._registry_message copies the registry's error message verbatim (newlines, ESC) into the "
-        "one-line error: a hostile registry can forge extra stderr lines",
-    "test_deeply_nested_json_manifest_is_a_clear_error":
-        "parse_manifest: json.loads raises RecursionError on deep nesting (not ValueError): traceback",
-    "test_deeply_nested_json_error_body_is_a_clear_error":
-        "client._registry_message: resp.json() raises RecursionError on a deeply nested error body: traceback",
-    "test_registry_option_with_a_bad_bracket_is_a_usage_error":
-        "reference.parse_registry_uri lets urlsplit's ValueError ('Invalid IPv6 URL') out: traceback",
-    "test_docker2nix_hostile_platform_cannot_inject_nix_code":
-        "nixgen templates put the registry-supplied platform string unescaped into a comment line: a newline "
-        "in an index entry's platform.os injects Nix code into the generated file",
-}.items():
-    globals()[_name] = pytest.mark.xfail(strict=True, reason=_reason)(globals()[_name])

@@ -3,7 +3,7 @@
 # Every hash is a registry digest re-encoded: nothing was downloaded, and the config and layers are fetched by
 # digest, so a moved tag cannot change or break this build. The platform is chosen by `system` (callPackage
 # passes the one being built for; nix-build --argstr system aarch64-linux picks another).
-# Build it with hocker-fetch's overlay: `callPackage ./THIS-FILE.nix { }` (see docs/nix.md), then
+# Build it with hocker-fetch's overlay: `callPackage ./THIS-FILE.nix { }` (see the README), then
 #   $(nix-build ...)/compositeImage.sh | docker load
 { fetchDockerConfig, fetchDockerLayer, fetchdocker, system ? builtins.currentSystem }:
 let
