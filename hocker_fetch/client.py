@@ -129,22 +129,33 @@ class RegistryClient:
         elif cancel.wait(delay):
             raise Cancelled()
 
-    def _note_retry(self, what: str, attempt: int, delay: float) -> None:
+    def _retry_or_fail(self, budget: "_Budget", what: str, reason: str, *,
+                       response: Optional[requests.Response] = None,
+                       cancel: Optional[threading.Event] = None) -> None:
+        """Spend one retry (say so on stderr, back off) or, with none left, fail with RegistryError."""
+        if budget.used >= budget.limit:
+            raise RegistryError(f"{what}: {reason} (gave up after {budget.used} retries)")
+        budget.used += 1
+        delay = self._delay(budget.used - 1, response)
         with self._lock:
             self.retries_used += 1
-        self.log(f"{what}; retry {attempt}/{self.options.retries} in {delay:.1f}s")
+        self.log(f"{what}: {reason}; retry {budget.used}/{budget.limit} in {delay:.1f}s")
+        self._wait(delay, cancel)
 
     def send(self, method: str, url: str, *, what: str, first_contact: bool = False,
              headers: "dict[str, str] | Callable[[], dict[str, str]] | None" = None,
-             cancel: Optional[threading.Event] = None, **kwargs: object) -> requests.Response:
+             cancel: Optional[threading.Event] = None, budget: Optional["_Budget"] = None,
+             **kwargs: object) -> requests.Response:
         """One HTTP exchange, retried with backoff on connection errors, timeouts, 5xx and 429.
 
         No auth handling here: the registry requests and the token server requests both go through it.
         `headers` may be a function, called before every attempt (a wait may outlive a token).
         With `first_contact`, a failure to talk TLS raises _TryPlainHttp instead (see request()).
-        Setting `cancel` stops the retrying (Cancelled) as soon as the current attempt ends.
+        Setting `cancel` stops the retrying (Cancelled) as soon as the current attempt ends. Retries are
+        drawn from `budget`, shared by everything one operation does (default: a fresh one).
         """
-        attempt = 0
+        budget = budget or _Budget(self.options.retries)
+        first = first_contact
         while True:
             _check(cancel)
             try:
@@ -155,36 +166,27 @@ class RegistryClient:
                                             **kwargs)  # type: ignore[arg-type]
             except requests.exceptions.SSLError as exc:
                 # a server that speaks plain HTTP fails the handshake; a bad certificate is no reason to drop TLS
-                if first_contact and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+                if first and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
                     raise _TryPlainHttp() from None
                 raise RegistryError(f"TLS error talking to {urlsplit(url).netloc}: {_reason(exc)} "
                                     "(trust its CA with --ca-file, or use --insecure)") from None
             except TRANSIENT as exc:
-                if first_contact and attempt == 0:
+                if first:
                     raise _TryPlainHttp() from None
-                if attempt >= self.options.retries:
-                    raise RegistryError(f"{what}: {_reason(exc)} (gave up after {attempt} retries)") from None
-                attempt += 1
-                delay = self._delay(attempt - 1)
-                self._note_retry(f"{what}: {_reason(exc)}", attempt, delay)
-                self._wait(delay, cancel)
+                self._retry_or_fail(budget, what, _reason(exc), cancel=cancel)
                 continue
+            finally:
+                first = False
             if resp.status_code in RETRY_STATUSES:
-                if attempt >= self.options.retries:
-                    resp.close()
-                    raise RegistryError(f"{what}: HTTP {resp.status_code} from {_host_of(resp)} "
-                                        f"(gave up after {attempt} retries)")
-                attempt += 1
-                delay = self._delay(attempt - 1, resp)
                 resp.close()
-                self._note_retry(f"{what}: HTTP {resp.status_code}", attempt, delay)
-                self._wait(delay, cancel)
+                self._retry_or_fail(budget, what, f"HTTP {resp.status_code} from {_host_of(resp)}",
+                                    response=resp, cancel=cancel)
                 continue
             return resp
 
     def request(self, method: str, path: str, scope: str, *, headers: Optional[dict[str, str]] = None,
-                stream: bool = False, what: str = "", cancel: Optional[threading.Event] = None
-                ) -> requests.Response:
+                stream: bool = False, what: str = "", cancel: Optional[threading.Event] = None,
+                budget: Optional["_Budget"] = None) -> requests.Response:
         """A registry request with auth: challenges answered, redirects followed, transient failures retried.
 
         Returns any final response (the caller maps 404 etc.); raises RegistryError when retries run out.
@@ -201,7 +203,7 @@ class RegistryClient:
 
             try:
                 resp = self.send(method, url, what=what, first_contact=self._may_fall_back,
-                                 headers=with_auth, stream=stream, cancel=cancel)
+                                 headers=with_auth, stream=stream, cancel=cancel, budget=budget)
             except _TryPlainHttp:
                 # With --insecure (or on loopback) a registry without TLS is found the way docker finds
                 # insecure registries: https first, then http, decided once at first contact.
@@ -236,10 +238,10 @@ class RegistryClient:
         if by_digest:
             reference = parse_digest(reference)
         what = f"manifest {repository}@{reference}" if by_digest else f"manifest {repository}:{reference}"
-        breaks = 0
+        budget = _Budget(self.options.retries)
         while True:
             resp = self.request("GET", f"/v2/{repository}/manifests/{reference}", _scope(repository),
-                                headers={"Accept": ACCEPT}, stream=True, what=what)
+                                headers={"Accept": ACCEPT}, stream=True, what=what, budget=budget)
             with resp:
                 _raise_for_status(resp, what, self.host)
                 length = resp.headers.get("Content-Length")
@@ -248,13 +250,7 @@ class RegistryClient:
                 try:
                     raw = _read_bounded(resp, MAX_MANIFEST_BYTES, what)
                 except STREAM_ERRORS as exc:
-                    if breaks >= self.options.retries:
-                        raise RegistryError(f"{what}: connection broke while reading ({_reason(exc)}; "
-                                            f"gave up after {breaks} retries)") from None
-                    breaks += 1
-                    delay = self._delay(breaks - 1)
-                    self._note_retry(f"{what}: connection broke while reading", breaks, delay)
-                    self.sleep(delay)
+                    self._retry_or_fail(budget, what, f"connection broke while reading ({_reason(exc)})")
                     continue
                 content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
             break
@@ -321,13 +317,13 @@ class RegistryClient:
         verifier = DigestVerifier(digest, size)
         what = f"blob {digest}"
         path = f"/v2/{repository}/blobs/{digest}"
-        breaks = 0
+        budget = _Budget(self.options.retries)  # one count for everything that goes wrong with this blob
         sink.restart()
         while True:
             offset = sink.tell()
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             resp = self.request("GET", path, _scope(repository), headers=headers, stream=True, what=what,
-                                cancel=cancel)
+                                cancel=cancel, budget=budget)
             try:
                 if offset and resp.status_code == 206:
                     if _range_start(resp) != offset:
@@ -346,21 +342,13 @@ class RegistryClient:
                         _check(cancel)
                         push(chunk)
             except STREAM_ERRORS as exc:
-                if breaks >= self.options.retries:
-                    raise RegistryError(f"{what}: {_reason(exc)} after {sink.tell()} bytes "
-                                        f"(gave up after {breaks} retries)") from None
-                breaks += 1
-                delay = self._delay(breaks - 1)
-                self._note_retry(f"{what}: connection broke after {sink.tell()} bytes", breaks, delay)
-                self._wait(delay, cancel)
+                self._retry_or_fail(budget, what, f"{_reason(exc)} after {sink.tell()} bytes", cancel=cancel)
                 continue
             finally:
                 resp.close()
-            if size is not None and verifier.count < size and breaks < self.options.retries:
-                breaks += 1  # a body shorter than the blob: try to fetch the rest
-                delay = self._delay(breaks - 1)
-                self._note_retry(f"{what}: short body ({verifier.count} of {size} bytes)", breaks, delay)
-                self._wait(delay, cancel)
+            if size is not None and verifier.count < size and budget.used < budget.limit:
+                # a body shorter than the blob: fetch the rest (with no retry left, check() says what is missing)
+                self._retry_or_fail(budget, what, f"short body ({verifier.count} of {size} bytes)", cancel=cancel)
                 continue
             break
         verifier.check()
@@ -411,6 +399,14 @@ class _Pipeline:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+class _Budget:
+    """The retries left to one operation (a manifest, a blob): every kind of failure draws on one count."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
 
 
 class Cancelled(Exception):
