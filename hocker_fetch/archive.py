@@ -274,7 +274,7 @@ def plan_oci_layout(
     """
     try:
         manifest = json.loads(manifest_bytes)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ManifestError(f"manifest is not JSON: {exc}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
         raise ManifestError("not an image manifest (no config descriptor)")

@@ -177,7 +177,7 @@ class RegistryAuth:
             body = resp.json()
             value = body.get("token") or body.get("access_token")
             lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             value, lifetime = None, 0.0
         if not isinstance(value, str) or not value:
             raise AuthError(f"the token server {server} sent no token")

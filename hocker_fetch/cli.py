@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional, Sequence
 
 from .errors import HockerError, UsageError, one_line
@@ -146,7 +147,11 @@ def run_command(prog: str, body: Callable[[], None]) -> int:
         print(f"{prog}: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        # outputs were discarded on the way here; download threads blocked in a read are not waited for
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        if threading.active_count() > 1:
+            sys.stdout.flush()
+            os._exit(130)
         return 130
     except BrokenPipeError:
         return 1

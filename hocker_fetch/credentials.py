@@ -385,7 +385,7 @@ def _run_helper(
         raise AuthError(f"credential helper {program} failed for {server_url} ({status}) {hint}")
     try:
         answer = json.loads(completed.stdout.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise AuthError(f"credential helper {program} printed something that is not JSON for {server_url}") from None
     if not isinstance(answer, dict):
         raise AuthError(f"credential helper {program} printed JSON that is not an object for {server_url}")
@@ -416,7 +416,7 @@ def _load_config(path: str) -> dict[str, Any] | None:
         return None  # an empty file is what some tools leave behind after logout
     try:
         data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise UsageError(f"docker config {_show(path)}: not valid JSON{where}") from None
     if not isinstance(data, dict):

@@ -74,8 +74,11 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobS
     try:
         for future in as_completed(futures):
             future.result()
-    except BaseException:
+    except BaseException as exc:
         stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        # On Ctrl-C/SIGTERM a worker stuck in a socket read must not hold the exit for --timeout: the caller
+        # discards the output and the CLI ends the process (workers included). On a failure, wait: a worker
+        # may still be writing into the file that is about to be removed.
+        pool.shutdown(wait=not isinstance(exc, KeyboardInterrupt), cancel_futures=True)
         raise
     pool.shutdown(wait=True)

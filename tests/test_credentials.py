@@ -814,3 +814,11 @@ def test_no_stray_import_of_other_modules() -> None:
     assert "os.environ[" not in source and "os.environ.get" not in source and "getenv" not in source
     assert "expanduser" not in source and "Path.home" not in source
     assert textwrap.dedent(source) == source
+
+
+def test_deeply_nested_docker_config_is_a_usage_error(tmp_path):
+    """json's RecursionError on absurd nesting must surface as the project's own error, not a traceback."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"auths":' + "[" * 100_000)
+    with pytest.raises(UsageError, match="not valid JSON"):
+        from_docker_config("registry.example", {"REGISTRY_AUTH_FILE": str(cfg), "HOME": str(tmp_path)})
