@@ -111,7 +111,48 @@ def _one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- AtomicFile
 
 
-class AtomicFile:
+class _Atomic:
+    """The lifecycle both atomic outputs share: commit on a clean exit, discard on any exception.
+
+    Subclasses set `_state = "open"` and `_lock`, and define `commit()` and `_cleanup()`.
+    """
+
+    _state: str
+    _lock: threading.Lock
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def _cleanup(self) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Remove the temporary output; the target is left as it was (idempotent)."""
+        with self._lock:
+            if self._state != "open":
+                return
+            self._cleanup()
+            self._state = "discarded"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
+
+    def __del__(self) -> None:  # last resort: never leave the temporary output behind
+        try:
+            if getattr(self, "_state", None) == "open":
+                self.discard()
+        except Exception:
+            pass
+
+
+class AtomicFile(_Atomic):
     """A file output that appears at its target only when complete.
 
     Usage::
@@ -197,14 +238,6 @@ class AtomicFile:
             self._state = "committed"
         _fsync_dir(self._dir)
 
-    def discard(self) -> None:
-        """Close and remove the temporary file; the target is left as it was."""
-        with self._lock:
-            if self._state != "open":
-                return
-            self._cleanup()
-            self._state = "discarded"
-
     def _cleanup(self) -> None:
         try:
             self.file.close()
@@ -215,22 +248,6 @@ class AtomicFile:
         except FileNotFoundError:
             pass
 
-    def __enter__(self) -> "AtomicFile":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
-        return False
-
-    def __del__(self) -> None:  # last resort: never leave the temp file behind
-        try:
-            if getattr(self, "_state", None) == "open":
-                self.discard()
-        except Exception:
-            pass
 
 
 # --------------------------------------------------------------------------- AtomicDir
@@ -266,7 +283,7 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), a)
 
 
-class AtomicDir:
+class AtomicDir(_Atomic):
     """A directory output (e.g. an OCI layout) that appears at its target only when complete.
 
     Usage::
@@ -404,13 +421,6 @@ class AtomicDir:
             raise
         shutil.rmtree(old, ignore_errors=True)
 
-    def discard(self) -> None:
-        with self._lock:
-            if self._state != "open":
-                return
-            self._cleanup()
-            self._state = "discarded"
-
     def _cleanup(self) -> None:
         for f in self._files:
             try:
@@ -420,22 +430,6 @@ class AtomicDir:
         self._files.clear()
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def __enter__(self) -> "AtomicDir":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
-        return False
-
-    def __del__(self) -> None:
-        try:
-            if getattr(self, "_state", None) == "open":
-                self.discard()
-        except Exception:
-            pass
 
 
 # --------------------------------------------------------------------------- blob sinks
