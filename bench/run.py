@@ -511,7 +511,7 @@ builtins.derivation {{
         return cases
 
     def case_rebuild(self) -> Case:
-        v1, v2 = self.images["v1"], self.images["v2"]
+        v2 = self.images["v2"]
         f1, f2 = self.nix_files("v1"), self.nix_files("v2")
         changed = v2["layers"][3][1]
         c = Case("5", f"rebuild after one layer changed (1 of 4 layers, {human(changed)})", "same (default output)",

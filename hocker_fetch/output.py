@@ -405,15 +405,30 @@ class AtomicDir(_Atomic):
         _fsync_dir(self._dir)
 
     def _install(self) -> None:
+        """Put the tree in place; another writer racing for the same target only makes us try again."""
+        races = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT)
+        for attempt in range(8):
+            try:
+                self._install_once()
+                return
+            except OSError as exc:
+                if exc.errno not in races or attempt == 7:
+                    raise
+
+    def _install_once(self) -> None:
         if not os.path.lexists(self.target):
-            os.rename(self.path, self.target)
+            os.rename(self.path, self.target)  # ENOTEMPTY if someone else just created it
             return
         if self.use_exchange and _exchange(self.path, self.target):
             # self.path now holds the old tree
             shutil.rmtree(self.path, ignore_errors=True)
             return
         old = tempfile.mkdtemp(prefix=f".{self._base}{_TEMP_INFIX}old-", dir=self._dir)
-        os.rename(self.target, old)  # onto an empty directory: allowed
+        try:
+            os.rename(self.target, old)  # onto an empty directory: allowed
+        except BaseException:
+            os.rmdir(old)
+            raise
         try:
             os.rename(self.path, self.target)
         except BaseException:

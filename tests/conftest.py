@@ -140,3 +140,21 @@ def blob_bytes() -> Callable[[RegistryServer, str, str], bytes]:
 def manifest_http():
     """manifest_http(registry, repo, reference, accept=ACCEPT_ALL, method="GET") -> requests.Response."""
     return _images.manifest_http
+
+
+@pytest.fixture
+def proxy(plain_registry):
+    """A fault-injection proxy in front of the plain registry (rules per test; stopped at test end)."""
+    from support.faultproxy import FaultProxy
+
+    with FaultProxy(plain_registry.url) as p:
+        yield p
+
+
+@pytest.fixture
+def token_proxy(token_registry):
+    """The same in front of the token-auth registry."""
+    from support.faultproxy import FaultProxy
+
+    with FaultProxy(token_registry.url) as p:
+        yield p

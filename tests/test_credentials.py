@@ -169,9 +169,9 @@ def test_os_error_is_usage_error_even_as_root(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text, problem",
     [
-        (f"USERNAME=alice\n", "USERNAME is set but PASSWORD is not"),
+        ("USERNAME=alice\n", "USERNAME is set but PASSWORD is not"),
         (f"PASSWORD={SECRET}\n", "PASSWORD is set but USERNAME is not"),
-        (f"DOCKER_USER=alice\nDOCKER_PASS=\n", "DOCKER_USER is set but DOCKER_PASS is not"),
+        ("DOCKER_USER=alice\nDOCKER_PASS=\n", "DOCKER_USER is set but DOCKER_PASS is not"),
         (f"DOCKER_PASS={SECRET}\nBEARER_TOKEN={TOKEN}\n", "DOCKER_PASS is set but DOCKER_USER is not"),
         ("", "no usable credentials"),
         ("# only a comment\n\n", "no usable credentials"),

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from clitools import run
-from support.faultproxy import BLOB, MANIFEST, FaultProxy
+from support.faultproxy import BLOB, MANIFEST, FaultProxy, blob_path
 
 PLATFORM = ["--platform", "linux/amd64"]
 REPO, TAG = "library/hello", "oci"
@@ -60,20 +60,7 @@ def hello(plain_registry, blob_bytes) -> Hello:
                  top_d, blob_bytes(plain_registry, REPO, top_d))
 
 
-@pytest.fixture
-def proxy(plain_registry):
-    with FaultProxy(plain_registry.url) as p:
-        yield p
 
-
-@pytest.fixture
-def token_proxy(token_registry):
-    with FaultProxy(token_registry.url) as p:
-        yield p
-
-
-def blob_path(digest: str) -> str:
-    return rf"/v2/{REPO}/blobs/{digest}$"
 
 
 def layer(p: FaultProxy, digest: str, out: Path, *extra: str, retries: int = 2, timeout: float = 5):

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from support.faultproxy import BLOB, FaultProxy
+from support.faultproxy import BLOB, FaultProxy, blob_path
 from support.nixenv import Nix, docker2nix, file_sha
 
 REPO, TAG = "library/hello", "oci"
@@ -31,19 +31,11 @@ def store(tmp_path: Path) -> Nix:
     return Nix(tmp_path / "nix")
 
 
-@pytest.fixture
-def proxy(plain_registry):
-    with FaultProxy(plain_registry.url) as p:
-        yield p
-
 
 @pytest.fixture(scope="module")
 def hello(plain_registry):
     return plain_registry.images[f"{REPO}:{TAG}"].single
 
-
-def blob_path(digest: str) -> str:
-    return rf"/v2/{REPO}/blobs/{digest}$"
 
 
 def expression(proxy: FaultProxy, tmp_path: Path) -> Path:

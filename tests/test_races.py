@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from clitools import clean_env, tool
-from support.faultproxy import FaultProxy
+from support.faultproxy import FaultProxy, blob_path
 
 REPO, TAG = "library/hello", "oci"
 FORMATS = {"docker-archive": "docker-archive", "oci": "oci", "oci-archive": "oci-archive"}
@@ -32,19 +32,11 @@ def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture
-def proxy(plain_registry):
-    with FaultProxy(plain_registry.url) as p:
-        yield p
-
 
 @pytest.fixture(scope="module")
 def hello(plain_registry):
     return plain_registry.images[f"{REPO}:{TAG}"].single
 
-
-def blob_path(digest: str) -> str:
-    return rf"/v2/{REPO}/blobs/{digest}$"
 
 
 def start_image(p: FaultProxy, out: Path, fmt: str, *extra: str, timeout: float = 30) -> subprocess.Popen:

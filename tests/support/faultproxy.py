@@ -55,6 +55,12 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 BLOB = r"/v2/.+/blobs/sha256:[0-9a-f]{64}$"
+
+
+def blob_path(digest: str, repo: str = "library/hello") -> str:
+    """A rule path matching exactly one blob of one repository."""
+    return rf"/v2/{repo}/blobs/{digest}$"
+
 MANIFEST = r"/v2/.+/manifests/[^/]+$"
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",

@@ -21,7 +21,6 @@ import json
 import random
 import subprocess
 import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
