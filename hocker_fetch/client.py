@@ -27,7 +27,8 @@ from . import __version__
 from .auth import RegistryAuth, _reason, check_transport, is_loopback
 from .credentials import Credentials
 from .digest import DigestVerifier, parse_digest
-from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
+from .errors import (AuthError, HockerError, ManifestError, NotFoundError, RegistryError, UsageError,
+                     VerificationError)
 from .manifest import (ACCEPT, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
                        ImageIndex, ImageManifest, Parsed, Platform, parse_manifest, select_platform)
 from .output import BlobSink
@@ -68,7 +69,7 @@ def _verify_setting(options: ClientOptions, env: "os._Environ[str] | dict[str, s
         return False
     if options.ca_file:
         if not os.path.isfile(options.ca_file):
-            raise HockerError(f"--ca-file {options.ca_file}: no such file")
+            raise UsageError(f"--ca-file {options.ca_file}: no such file")
         return options.ca_file
     for name in ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
         value = env.get(name)
@@ -160,7 +161,9 @@ class RegistryClient:
             _check(cancel)
             try:
                 # requests drops Authorization itself when a redirect leaves this host (S3, CDNs)
+                # auth=_keep_headers: requests would otherwise replace our Authorization with ~/.netrc's
                 resp = self.session.request(method, url, verify=self.verify, allow_redirects=True,
+                                            auth=_keep_headers,
                                             headers=headers() if callable(headers) else headers,
                                             timeout=(min(self.options.timeout, 30.0), self.options.timeout),
                                             **kwargs)  # type: ignore[arg-type]
@@ -399,6 +402,11 @@ class _Pipeline:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that changes nothing (its presence stops requests from consulting ~/.netrc)."""
+    return request
 
 
 class _Budget:

@@ -180,3 +180,16 @@ def test_help_documents_every_option():
         for opt in ("--registry", "--username", "--password", "--token", "--credentials-file", "--platform",
                     "--insecure", "--ca-file", "--quiet", "Exit codes"):
             assert opt in text, (prog, opt)
+
+
+def test_a_netrc_entry_does_not_replace_our_authorization(token_registry, tmp_path):
+    """requests reads ~/.netrc when no auth is given; it must not overwrite the Bearer token we send."""
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pw\n")
+    netrc.chmod(0o600)
+    r = run("hocker-manifest", "--registry", token_registry.url, "private/secret", "1",
+            env=cred_env(token_registry, HOME=str(home)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == token_registry.images["private/secret:1"].raw
