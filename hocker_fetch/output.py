@@ -114,13 +114,31 @@ def _one_line(exc: BaseException) -> str:
 class _Atomic:
     """The lifecycle both atomic outputs share: commit on a clean exit, discard on any exception.
 
-    Subclasses set `_state = "open"` and `_lock`, and define `commit()` and `_cleanup()`.
+    Subclasses set `_state = "open"`, `_lock` and `_dir`, and define `_finish()` (put the output in place)
+    and `_cleanup()` (remove the temporary output).
     """
 
     _state: str
     _lock: threading.Lock
+    _dir: str
 
     def commit(self) -> None:
+        """Put the output in place; if that fails, the temporary output is removed and the target untouched."""
+        with self._lock:
+            if self._state != "open":
+                if self._state == "discarded":
+                    raise RuntimeError(f"{type(self).__name__}.commit() after discard()")
+                return
+            try:
+                self._finish()
+            except BaseException:
+                self._cleanup()
+                self._state = "discarded"
+                raise
+            self._state = "committed"
+        _fsync_dir(self._dir)
+
+    def _finish(self) -> None:
         raise NotImplementedError
 
     def _cleanup(self) -> None:
@@ -214,29 +232,13 @@ class AtomicFile(_Atomic):
     def closed(self) -> bool:
         return self._state != "open"
 
-    def commit(self) -> None:
-        """Flush, fsync and rename the temporary file onto the target.
-
-        If anything here fails the temporary file is removed and the error
-        propagates; the target is then untouched.
-        """
-        with self._lock:
-            if self._state != "open":
-                if self._state == "discarded":
-                    raise RuntimeError("AtomicFile.commit() after discard()")
-                return
-            try:
-                self.file.flush()
-                os.fchmod(self.fd, self._mode)
-                os.fsync(self.fd)
-                self.file.close()
-                os.replace(self.path, self.target)
-            except BaseException:
-                self._cleanup()
-                self._state = "discarded"
-                raise
-            self._state = "committed"
-        _fsync_dir(self._dir)
+    def _finish(self) -> None:
+        """Flush, fsync and rename the temporary file onto the target."""
+        self.file.flush()
+        os.fchmod(self.fd, self._mode)
+        os.fsync(self.fd)
+        self.file.close()
+        os.replace(self.path, self.target)
 
     def _cleanup(self) -> None:
         try:
@@ -378,31 +380,19 @@ class AtomicDir(_Atomic):
         os.fsync(f.fileno())
         f.close()
 
-    def commit(self) -> None:
-        with self._lock:
-            if self._state != "open":
-                if self._state == "discarded":
-                    raise RuntimeError("AtomicDir.commit() after discard()")
-                return
-            try:
-                for f in self._files:
-                    if not f.closed:
-                        f.flush()
-                        os.fsync(f.fileno())
-                        f.close()
-                self._files.clear()
-                dmode = 0o777 & ~current_umask()
-                for root, dirs, _files in os.walk(self.path, topdown=False):
-                    _fsync_dir(root)
-                os.chmod(self.path, dmode)
-                self._check_target()
-                self._install()
-            except BaseException:
-                self._cleanup()
-                self._state = "discarded"
-                raise
-            self._state = "committed"
-        _fsync_dir(self._dir)
+    def _finish(self) -> None:
+        """Close and fsync every file and directory, then install the tree at the target."""
+        for f in self._files:
+            if not f.closed:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+        self._files.clear()
+        for root, _dirs, _files in os.walk(self.path, topdown=False):
+            _fsync_dir(root)
+        os.chmod(self.path, 0o777 & ~current_umask())
+        self._check_target()
+        self._install()
 
     def _install(self) -> None:
         """Put the tree in place; another writer racing for the same target only makes us try again."""
