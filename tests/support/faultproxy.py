@@ -54,6 +54,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import urlsplit
 
+from .background import BackgroundServer
+
 BLOB = r"/v2/.+/blobs/sha256:[0-9a-f]{64}$"
 
 
@@ -256,7 +258,7 @@ def _range_start(value: Optional[str]) -> int:
     return int(m.group(1)) if m else 0
 
 
-class ObjectStore:
+class ObjectStore(BackgroundServer):
     """A stand-in for S3/GCS on 127.0.0.2: serves parked bytes (Range-aware) and records every request."""
 
     def __init__(self, host: str = STORE_HOST) -> None:
@@ -264,30 +266,20 @@ class ObjectStore:
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.log: list[StoreRequest] = []
         self._lock = threading.Lock()
-        self._httpd: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
+        BackgroundServer.__init__(self)
         # pending faults: each entry N cuts the next GET reply longer than N bytes after N body bytes
         self.cut_next: list[int] = []
 
     def start(self) -> "ObjectStore":
-        self._httpd = _Server((self.host, 0), _Handler, self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="objstore", daemon=True)
-        self._thread.start()
+        self._start_serving(_Server((self.host, 0), _Handler, self), "objstore")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._stop_serving()
 
     @property
     def url(self) -> str:
-        assert self._httpd is not None, "object store not started"
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
+        return f"http://{self.host}:{self._bound_port('object store')}"
 
     def put(self, data: bytes, content_type: str = "application/octet-stream") -> str:
         key = secrets.token_hex(8)
@@ -357,7 +349,7 @@ class ObjectStore:
             pass
 
 
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     """Reverse proxy on 127.0.0.1 in front of `upstream` (http or https URL) that injects faults by rule."""
 
     def __init__(self, upstream: str, *, ca_file: Optional[str] = None,
@@ -377,27 +369,18 @@ class FaultProxy:
         self._log: list[Logged] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._httpd: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
+        BackgroundServer.__init__(self)
         self._store: Optional[ObjectStore] = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> "FaultProxy":
         self._stop.clear()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler, self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="faultproxy", daemon=True)
-        self._thread.start()
+        self._start_serving(_Server(("127.0.0.1", 0), _Handler, self), "faultproxy")
         return self
 
     def stop(self) -> None:
         self._stop.set()  # ends stalls at once
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._stop_serving()
         if self._store is not None:
             self._store.stop()
             self._store = None
@@ -410,8 +393,7 @@ class FaultProxy:
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "proxy not started"
-        return self._httpd.server_address[1]
+        return self._bound_port("proxy")
 
     @property
     def url(self) -> str:

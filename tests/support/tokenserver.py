@@ -24,6 +24,7 @@ from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 from .pki import rs256_sign
+from .background import BackgroundServer
 
 
 def b64url(data: bytes) -> str:
@@ -54,7 +55,7 @@ def parse_scopes(values: list[str]) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-class TokenServer:
+class TokenServer(BackgroundServer):
     """Threaded token server on 127.0.0.1; `start()` binds a free port, `stop()` shuts it down."""
 
     def __init__(self, signing_key: Path, cert_der_b64: str, users: dict[str, str],
@@ -73,8 +74,7 @@ class TokenServer:
         self.private_prefix = private_prefix
         self.requests: list[TokenRequest] = []
         self._lock = threading.Lock()
-        self._httpd: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        BackgroundServer.__init__(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> "TokenServer":
@@ -87,25 +87,17 @@ class TokenServer:
             def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="token-server", daemon=True)
-        self._thread.start()
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        self._start_serving(httpd, "token-server")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._stop_serving()
 
     @property
     def port(self) -> int:
-        assert self._httpd is not None, "token server not started"
-        return self._httpd.server_address[1]
+        return self._bound_port("token server")
 
     @property
     def url(self) -> str:
