@@ -186,14 +186,3 @@ class RegistryAuth:
             self._tokens[scope] = _Token(value, self.clock() + max(lifetime - 5.0, 1.0))
         return value
 
-
-def _reason(exc: BaseException) -> str:
-    """A short, secret-free reason for a network failure."""
-    text = str(exc.__class__.__name__)
-    inner = getattr(exc, "args", None)
-    if inner and isinstance(inner[0], BaseException):
-        text = inner[0].__class__.__name__
-        reason = getattr(inner[0], "reason", None)
-        if reason is not None:
-            text = f"{reason}"
-    return text[:200]

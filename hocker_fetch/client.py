@@ -24,7 +24,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from .auth import RegistryAuth, _reason, check_transport, is_loopback
+from .auth import RegistryAuth, check_transport, is_loopback
 from .credentials import Credentials
 from .digest import DigestVerifier, parse_digest
 from .errors import (AuthError, HockerError, ManifestError, NotFoundError, RegistryError, UsageError,
@@ -442,6 +442,18 @@ class _BytesSink:
 
     def tell(self) -> int:
         return len(self.buffer)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, secret-free reason for a network failure."""
+    text = str(exc.__class__.__name__)
+    inner = getattr(exc, "args", None)
+    if inner and isinstance(inner[0], BaseException):
+        text = inner[0].__class__.__name__
+        reason = getattr(inner[0], "reason", None)
+        if reason is not None:
+            text = f"{reason}"
+    return text[:200]
 
 
 def _scope(repository: str) -> str:
