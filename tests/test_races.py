@@ -95,6 +95,13 @@ def test_two_concurrent_runs_on_one_out(proxy, hello, tmp_path: Path, fmt: str) 
     assert os.listdir(tmp_path) == ["image"]  # no temp file, no old tree left behind
 
 
+def _previous_output(proxy, out: Path, fmt: str) -> str:
+    """A complete earlier output at `out` (a clean run); its tree digest, to check it survives."""
+    first = start_image(proxy, out, fmt)
+    assert first.wait(timeout=120) == 0, first.communicate()
+    return tree_digest(out)
+
+
 def _wait_mid_download(p: FaultProxy, proc: subprocess.Popen, digest: str, directory: Path) -> None:
     """Until the stalled layer's first 100 000 bytes went out and the run's temp output exists."""
     deadline = time.monotonic() + 30
@@ -112,11 +119,7 @@ def _wait_mid_download(p: FaultProxy, proc: subprocess.Popen, digest: str, direc
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci"])
 def test_sigkill_mid_download(proxy, hello, tmp_path: Path, fmt: str, previous: bool) -> None:
     out = tmp_path / "image"
-    before = None
-    if previous:
-        first = start_image(proxy, out, fmt)
-        assert first.wait(timeout=120) == 0, first.communicate()
-        before = tree_digest(out)
+    before = _previous_output(proxy, out, fmt) if previous else None
     proxy.on("GET", blob_path(hello.layers[0][0])).stall(60, after=100_000)
     proc = start_image(proxy, out, fmt, timeout=60)
     _wait_mid_download(proxy, proc, hello.layers[0][0], tmp_path)
@@ -147,11 +150,7 @@ INTERRUPT_TIMEOUT = 6
 def test_sigterm_sigint_mid_download_leave_nothing(proxy, hello, tmp_path: Path, fmt: str, previous: bool,
                                                     sig: signal.Signals) -> None:
     out = tmp_path / "image"
-    before = None
-    if previous:
-        first = start_image(proxy, out, fmt)
-        assert first.wait(timeout=120) == 0, first.communicate()
-        before = tree_digest(out)
+    before = _previous_output(proxy, out, fmt) if previous else None
     proxy.on("GET", blob_path(hello.layers[0][0])).stall(60, after=100_000)
     proc = start_image(proxy, out, fmt, timeout=INTERRUPT_TIMEOUT)
     _wait_mid_download(proxy, proc, hello.layers[0][0], tmp_path)
