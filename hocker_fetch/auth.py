@@ -8,7 +8,6 @@ it expires, and get a fresh one once on `insufficient_scope` or `invalid_token`.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 import threading
 import time
@@ -19,7 +18,8 @@ from urllib.parse import urlsplit
 import requests
 
 from .credentials import Credentials
-from .errors import AuthError, RegistryError, UsageError
+from .errors import AuthError, RegistryError
+from .transport import check_transport
 
 _TOKEN = re.compile(r"[\s,]*([A-Za-z0-9_.!#$%&'*+^`|~-]+)")
 _VALUE = re.compile(r'\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -56,25 +56,6 @@ def parse_challenges(header: str) -> list[Challenge]:
         else:
             challenges.append(Challenge(name.group(1).lower(), {}))
     return challenges
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and 127.0.0.0/8, ::1: the only places plain-HTTP credentials cannot be sniffed."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_transport(url: str, insecure: bool) -> None:
-    """Refuse to send credentials in clear text to a host that is not this machine (unless --insecure)."""
-    parts = urlsplit(url)
-    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname or ""):
-        raise UsageError(
-            f"refusing to send credentials over plain HTTP to {parts.hostname}: use https or pass --insecure")
 
 
 @dataclass

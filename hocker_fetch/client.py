@@ -7,52 +7,30 @@ resume with Range when the server allows it.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
 import queue
-import random
 import threading
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Callable, Iterator, Optional
-from urllib.parse import urlsplit
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
-from . import __version__
-from .auth import RegistryAuth, check_transport, is_loopback
+from .auth import RegistryAuth
 from .credentials import Credentials
-from .digest import DigestVerifier, parse_digest
-from .errors import (AuthError, HockerError, ManifestError, NotFoundError, RegistryError, UsageError,
-                     VerificationError)
+from .digest import DigestVerifier, parse_digest, sha256_digest
+from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
 from .manifest import (ACCEPT, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
                        ImageIndex, ImageManifest, Parsed, Platform, parse_manifest, select_platform)
 from .output import BlobSink
 from .reference import Reference
+from .transport import (STREAM_ERRORS, Budget, ClientOptions, Transport, check_cancel, check_transport,
+                        host_of, is_loopback, reason)
+
+__all__ = ["ClientOptions", "RegistryClient", "Resolved"]
 
 CHUNK = 1 << 20
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-# what a streaming body read raises underneath requests when the connection breaks or stalls
-# (not OSError at large: a full disk is no reason to retry)
-STREAM_ERRORS = TRANSIENT + (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError)
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """Knobs that come from the command line; defaults suit a build sandbox on a flaky link."""
-
-    insecure: bool = False
-    ca_file: Optional[str] = None
-    timeout: float = 60.0  # seconds without a byte before a read fails
-    retries: int = 5
-    backoff: float = 0.5  # first delay; doubles per attempt, with jitter
-    max_retry_after: float = 120.0  # the longest Retry-After we obey
-    pool_size: int = 8
 
 
 @dataclass(frozen=True)
@@ -63,51 +41,34 @@ class Resolved:
     manifest: ImageManifest
 
 
-def _verify_setting(options: ClientOptions, env: "os._Environ[str] | dict[str, str]") -> "bool | str":
-    """TLS trust: --insecure, else --ca-file, else SSL_CERT_FILE (Nix builders set it), else the default."""
-    if options.insecure:
-        return False
-    if options.ca_file:
-        if not os.path.isfile(options.ca_file):
-            raise UsageError(f"--ca-file {options.ca_file}: no such file")
-        return options.ca_file
-    for name in ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        value = env.get(name)
-        if value and os.path.isfile(value):
-            return value
-    return True
-
-
 class RegistryClient:
-    """One registry (scheme + host), one session, one auth state; safe to share between download threads."""
+    """One registry (scheme + host), one transport, one auth state; safe to share between download threads."""
 
     def __init__(self, ref: Reference, credentials: Optional[Credentials] = None,
                  options: ClientOptions = ClientOptions(), *, log: Callable[[str], None] = lambda _m: None,
-                 env: "Optional[dict[str, str]]" = None, sleep: Callable[[float], None] = time.sleep):
+                 env: Optional[Mapping[str, str]] = None, sleep: Callable[[float], None] = time.sleep):
         self.options = options
-        self.log = log
-        self.sleep = sleep
-        self.base_url = ref.base_url
         self.host = ref.registry
-        # an explicit scheme (--registry) is used as given; see request() for the fallback
-        self._may_fall_back = (not ref.scheme_given and ref.scheme == "https"
-                               and (options.insecure or is_loopback(ref.host)))
         if credentials is not None:
-            check_transport(self.base_url, options.insecure)  # fail before connecting, not mid-way
-        self.verify = _verify_setting(options, os.environ if env is None else env)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = f"hocker-fetch/{__version__}"
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(options.pool_size, 4))
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        if options.insecure:
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        self.auth = RegistryAuth(self.send, credentials, insecure=options.insecure)
-        self.retries_used = 0
-        self._lock = threading.Lock()
+            check_transport(ref.base_url, options.insecure)  # fail before connecting, not mid-way
+        # an explicit scheme (--registry) is used as given; otherwise loopback/--insecure may fall back to http
+        may_fall_back = (not ref.scheme_given and ref.scheme == "https"
+                         and (options.insecure or is_loopback(ref.host)))
+        self.transport = Transport(ref.base_url, options, may_fall_back=may_fall_back, log=log,
+                                   env=os.environ if env is None else env, sleep=sleep)
+        self.auth = RegistryAuth(self.transport.send, credentials, insecure=options.insecure)
+
+    @property
+    def base_url(self) -> str:
+        """The registry's URL as really used (https, or http after a loopback fallback)."""
+        return self.transport.base_url
+
+    @property
+    def retries_used(self) -> int:
+        return self.transport.retries_used
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> "RegistryClient":
         return self
@@ -115,81 +76,9 @@ class RegistryClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- transport ---------------------------------------------------------------------------------------
-
-    def _delay(self, attempt: int, response: Optional[requests.Response] = None) -> float:
-        if response is not None and response.status_code in (429, 503):
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                return min(retry_after, self.options.max_retry_after)
-        return self.options.backoff * (2 ** attempt) * (0.75 + random.random() / 2)
-
-    def _wait(self, delay: float, cancel: Optional[threading.Event]) -> None:
-        if cancel is None:
-            self.sleep(delay)
-        elif cancel.wait(delay):
-            raise Cancelled()
-
-    def _retry_or_fail(self, budget: "_Budget", what: str, reason: str, *,
-                       response: Optional[requests.Response] = None,
-                       cancel: Optional[threading.Event] = None) -> None:
-        """Spend one retry (say so on stderr, back off) or, with none left, fail with RegistryError."""
-        if budget.used >= budget.limit:
-            raise RegistryError(f"{what}: {reason} (gave up after {budget.used} retries)")
-        budget.used += 1
-        delay = self._delay(budget.used - 1, response)
-        with self._lock:
-            self.retries_used += 1
-        self.log(f"{what}: {reason}; retry {budget.used}/{budget.limit} in {delay:.1f}s")
-        self._wait(delay, cancel)
-
-    def send(self, method: str, url: str, *, what: str, first_contact: bool = False,
-             headers: "dict[str, str] | Callable[[], dict[str, str]] | None" = None,
-             cancel: Optional[threading.Event] = None, budget: Optional["_Budget"] = None,
-             **kwargs: object) -> requests.Response:
-        """One HTTP exchange, retried with backoff on connection errors, timeouts, 5xx and 429.
-
-        No auth handling here: the registry requests and the token server requests both go through it.
-        `headers` may be a function, called before every attempt (a wait may outlive a token).
-        With `first_contact`, a failure to talk TLS raises _TryPlainHttp instead (see request()).
-        Setting `cancel` stops the retrying (Cancelled) as soon as the current attempt ends. Retries are
-        drawn from `budget`, shared by everything one operation does (default: a fresh one).
-        """
-        budget = budget or _Budget(self.options.retries)
-        first = first_contact
-        while True:
-            _check(cancel)
-            try:
-                # requests drops Authorization itself when a redirect leaves this host (S3, CDNs)
-                # auth=_keep_headers: requests would otherwise replace our Authorization with ~/.netrc's
-                resp = self.session.request(method, url, verify=self.verify, allow_redirects=True,
-                                            auth=_keep_headers,
-                                            headers=headers() if callable(headers) else headers,
-                                            timeout=(min(self.options.timeout, 30.0), self.options.timeout),
-                                            **kwargs)  # type: ignore[arg-type]
-            except requests.exceptions.SSLError as exc:
-                # a server that speaks plain HTTP fails the handshake; a bad certificate is no reason to drop TLS
-                if first and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
-                    raise _TryPlainHttp() from None
-                raise RegistryError(f"TLS error talking to {urlsplit(url).netloc}: {_reason(exc)} "
-                                    "(trust its CA with --ca-file, or use --insecure)") from None
-            except TRANSIENT as exc:
-                if first:
-                    raise _TryPlainHttp() from None
-                self._retry_or_fail(budget, what, _reason(exc), cancel=cancel)
-                continue
-            finally:
-                first = False
-            if resp.status_code in RETRY_STATUSES:
-                resp.close()
-                self._retry_or_fail(budget, what, f"HTTP {resp.status_code} from {_host_of(resp)}",
-                                    response=resp, cancel=cancel)
-                continue
-            return resp
-
     def request(self, method: str, path: str, scope: str, *, headers: Optional[dict[str, str]] = None,
                 stream: bool = False, what: str = "", cancel: Optional[threading.Event] = None,
-                budget: Optional["_Budget"] = None) -> requests.Response:
+                budget: Optional[Budget] = None) -> requests.Response:
         """A registry request with auth: challenges answered, redirects followed, transient failures retried.
 
         Returns any final response (the caller maps 404 etc.); raises RegistryError when retries run out.
@@ -197,23 +86,14 @@ class RegistryClient:
         auth_rounds = 0
         what = what or f"{method} {path}"
         while True:
-            url = self.base_url + path
             sent: list[Optional[str]] = [None]  # what the last attempt sent, for on_unauthorized
 
-            def with_auth(url: str = url) -> dict[str, str]:
+            def with_auth(url: str) -> dict[str, str]:
                 sent[0] = self.auth.header(url, scope)
                 return {**(headers or {}), **({"Authorization": sent[0]} if sent[0] else {})}
 
-            try:
-                resp = self.send(method, url, what=what, first_contact=self._may_fall_back,
-                                 headers=with_auth, stream=stream, cancel=cancel, budget=budget)
-            except _TryPlainHttp:
-                # With --insecure (or on loopback) a registry without TLS is found the way docker finds
-                # insecure registries: https first, then http, decided once at first contact.
-                self._may_fall_back = False
-                self.base_url = "http://" + self.host
-                continue
-            self._may_fall_back = False  # the scheme works: later failures are failures, not a cue to switch
+            resp = self.transport.open(method, path, what=what, headers=with_auth, stream=stream,
+                                       cancel=cancel, budget=budget)
             if resp.status_code == 401:
                 resp.close()
                 if auth_rounds >= 2:
@@ -241,7 +121,7 @@ class RegistryClient:
         if by_digest:
             reference = parse_digest(reference)
         what = f"manifest {repository}@{reference}" if by_digest else f"manifest {repository}:{reference}"
-        budget = _Budget(self.options.retries)
+        budget = self.transport.budget()
         while True:
             resp = self.request("GET", f"/v2/{repository}/manifests/{reference}", _scope(repository),
                                 headers={"Accept": ACCEPT}, stream=True, what=what, budget=budget)
@@ -253,11 +133,11 @@ class RegistryClient:
                 try:
                     raw = _read_bounded(resp, MAX_MANIFEST_BYTES, what)
                 except STREAM_ERRORS as exc:
-                    self._retry_or_fail(budget, what, f"connection broke while reading ({_reason(exc)})")
+                    self.transport.retry_or_fail(budget, what, f"connection broke while reading ({reason(exc)})")
                     continue
                 content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
             break
-        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+        actual = sha256_digest(raw)
         if by_digest and actual != reference:
             raise VerificationError(f"{what}: content has digest {actual}")
         # For a tag, the digest is what we computed: some registries send a Docker-Content-Digest that
@@ -279,24 +159,24 @@ class RegistryClient:
             size = resp.headers.get("Content-Length", "")
             return digest, resp.headers.get("Content-Type", "").split(";")[0].strip(), int(size) if size.isdigit() else -1
 
+    def get_parsed(self, repository: str, reference: str) -> Parsed:
+        """The manifest or index a tag or digest names, parsed (schema1 and garbage refused)."""
+        raw, content_type, digest = self.get_manifest(repository, reference)
+        return parse_manifest(raw, digest, content_type)
+
     def resolve(self, ref: Reference, platform: Optional[Platform]) -> Resolved:
         """Fetch what `ref` names and, for an index, the manifest of `platform` (verified by digest)."""
-        raw, content_type, digest = self.get_manifest(ref.repository, ref.reference)
-        top = parse_manifest(raw, digest, content_type)
-        manifest = top
-        depth = 0
-        while isinstance(manifest, ImageIndex):
-            if platform is None:
-                raise ManifestError(f"{ref} is a multi-platform index; choose one with --platform")
-            chosen = select_platform(manifest, platform)
-            depth += 1
-            if depth > 2:
-                raise ManifestError(f"index {manifest.digest} nests indexes too deeply")
-            raw, content_type, child_digest = self.get_manifest(ref.repository, chosen.digest)
-            manifest = parse_manifest(raw, child_digest, content_type or chosen.media_type)
-        if manifest.media_type not in MANIFEST_TYPES:
-            raise ManifestError(f"{ref}: unsupported manifest type {manifest.media_type}")
+        top = self.get_parsed(ref.repository, ref.reference)
+        if platform is None and isinstance(top, ImageIndex):
+            raise ManifestError(f"{ref} is a multi-platform index; choose one with --platform")
+        [(manifest, _)] = resolve_platforms(top, None if platform is None else [platform],
+                                            lambda entry: self.get_entry(ref.repository, entry))
         return Resolved(top, manifest)
+
+    def get_entry(self, repository: str, entry: Descriptor) -> Parsed:
+        """The manifest or index an index entry points at, verified by its digest."""
+        raw, content_type, digest = self.get_manifest(repository, entry.digest)
+        return parse_manifest(raw, digest, content_type or entry.media_type)
 
     # -- blobs -------------------------------------------------------------------------------------------
 
@@ -320,7 +200,7 @@ class RegistryClient:
         verifier = DigestVerifier(digest, size)
         what = f"blob {digest}"
         path = f"/v2/{repository}/blobs/{digest}"
-        budget = _Budget(self.options.retries)  # one count for everything that goes wrong with this blob
+        budget = self.transport.budget()  # one count for everything that goes wrong with this blob
         sink.restart()
         while True:
             offset = sink.tell()
@@ -342,19 +222,50 @@ class RegistryClient:
                     _raise_for_status(resp, what, self.host)
                 with _Pipeline(verifier, sink, progress) as push:
                     for chunk in _chunks(resp.raw):
-                        _check(cancel)
+                        check_cancel(cancel)
                         push(chunk)
             except STREAM_ERRORS as exc:
-                self._retry_or_fail(budget, what, f"{_reason(exc)} after {sink.tell()} bytes", cancel=cancel)
+                self.transport.retry_or_fail(budget, what, f"{reason(exc)} after {sink.tell()} bytes", cancel=cancel)
                 continue
             finally:
                 resp.close()
             if size is not None and verifier.count < size and budget.used < budget.limit:
                 # a body shorter than the blob: fetch the rest (with no retry left, check() says what is missing)
-                self._retry_or_fail(budget, what, f"short body ({verifier.count} of {size} bytes)", cancel=cancel)
+                self.transport.retry_or_fail(budget, what, f"short body ({verifier.count} of {size} bytes)", cancel=cancel)
                 continue
             break
         verifier.check()
+
+
+def resolve_platforms(top: Parsed, platforms: Optional[Sequence[Platform]],
+                      fetch: Callable[[Descriptor], Parsed]) -> list[tuple[ImageManifest, Optional[Platform]]]:
+    """The one platform-resolution rule of every tool: `top` -> (image manifest, its index platform) pairs.
+
+    `platforms` None means every platform the index lists (attestations skipped). A single-platform manifest
+    is returned as it is (its platform is not known without its config), and `fetch` is not called. Indexes
+    may nest once (an entry that is itself an index is searched for the same platform).
+    """
+    if isinstance(top, ImageManifest):
+        if platforms is not None and len(platforms) > 1:
+            raise ManifestError(f"{top.digest} is a single-platform image; it cannot be pinned for several "
+                                f"platforms ({', '.join(map(str, platforms))})")
+        return [(_checked(top), None)]
+    entries = top.platforms() if platforms is None else [select_platform(top, p) for p in platforms]
+    if not entries:
+        raise ManifestError(f"index {top.digest} lists no single-platform image manifest")
+    out = []
+    for entry in entries:
+        parent, chosen = top, entry
+        for _depth in range(2):
+            child = fetch(chosen)
+            if isinstance(child, ImageManifest):
+                out.append((_checked(child), entry.platform))
+                break
+            assert chosen.platform is not None  # platforms() and select_platform only return those
+            parent, chosen = child, select_platform(child, chosen.platform)
+        else:
+            raise ManifestError(f"index {parent.digest} nests indexes too deeply")
+    return out
 
 
 class _Pipeline:
@@ -404,32 +315,6 @@ class _Pipeline:
             raise self.error
 
 
-def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """An auth hook that changes nothing (its presence stops requests from consulting ~/.netrc)."""
-    return request
-
-
-class _Budget:
-    """The retries left to one operation (a manifest, a blob): every kind of failure draws on one count."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.used = 0
-
-
-class Cancelled(Exception):
-    """Another download failed, so this one was abandoned (never reported on its own)."""
-
-
-def _check(cancel: Optional[threading.Event]) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
-
-
-class _TryPlainHttp(Exception):
-    """First contact over https failed in a way that means the server speaks plain http."""
-
-
 class _BytesSink:
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -444,24 +329,14 @@ class _BytesSink:
         return len(self.buffer)
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, secret-free reason for a network failure."""
-    text = str(exc.__class__.__name__)
-    inner = getattr(exc, "args", None)
-    if inner and isinstance(inner[0], BaseException):
-        text = inner[0].__class__.__name__
-        reason = getattr(inner[0], "reason", None)
-        if reason is not None:
-            text = f"{reason}"
-    return text[:200]
+def _checked(manifest: ImageManifest) -> ImageManifest:
+    if manifest.media_type not in MANIFEST_TYPES:
+        raise ManifestError(f"manifest {manifest.digest}: unsupported manifest type {manifest.media_type}")
+    return manifest
 
 
 def _scope(repository: str) -> str:
     return f"repository:{repository}:pull"
-
-
-def _host_of(resp: requests.Response) -> str:
-    return urlsplit(resp.url).netloc
 
 
 def _range_start(resp: requests.Response) -> Optional[int]:
@@ -471,19 +346,6 @@ def _range_start(resp: requests.Response) -> Optional[int]:
         if start.isdigit():
             return int(start)
     return None
-
-
-def _retry_after(value: Optional[str]) -> Optional[float]:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _read_bounded(resp: requests.Response, limit: int, what: str) -> bytes:
@@ -532,6 +394,6 @@ def _raise_for_status(resp: requests.Response, what: str, host: str) -> None:
         raise NotFoundError(f"{what} not found on {host}{suffix}")
     if resp.status_code == 403:
         raise AuthError(f"access to {what} on {host} is forbidden{suffix}")
-    raise RegistryError(f"{what}: unexpected HTTP {resp.status_code} from {_host_of(resp)}{suffix}")
+    raise RegistryError(f"{what}: unexpected HTTP {resp.status_code} from {host_of(resp)}{suffix}")
 
 

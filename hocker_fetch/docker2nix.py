@@ -8,7 +8,7 @@ import stat
 import sys
 from typing import Optional, Sequence
 
-from .cli import add_out_option, image_reference, make_client, make_parser, run_command
+from .command import add_out_option, image_reference, make_client, make_parser, run_command
 from .errors import ManifestError, UsageError
 
 PROG = "docker2nix"
@@ -91,7 +91,8 @@ def _platforms(args: argparse.Namespace):
 def generate(args: argparse.Namespace) -> str:
     """Resolve the image (fetching only manifests) and render the expression or the lock file."""
     from .digest import sha256_digest
-    from .manifest import MANIFEST_TYPES, ImageIndex, ImageManifest, parse_manifest, select_platform
+    from .client import resolve_platforms
+    from .manifest import ImageIndex, parse_manifest
     from .nixgen import Blob, pin_from_parts, registry_uri, render_json, render_nix
 
     ref = image_reference(args)
@@ -112,28 +113,11 @@ def generate(args: argparse.Namespace) -> str:
                 raise ManifestError(f"the manifest given has digest {digest}, not the {ref.digest} named")
             top = parse_manifest(given, digest)
         else:
-            raw, content_type, digest = get_client().get_manifest(ref.repository, ref.reference)
-            top = parse_manifest(raw, digest, content_type)
+            top = get_client().get_parsed(ref.repository, ref.reference)
 
-        manifests: list = []
-        index = None
-        if isinstance(top, ImageManifest):
-            if wanted is not None and len(wanted) > 1:
-                raise ManifestError(f"{ref} is a single-platform image; it cannot be pinned for several "
-                                    f"platforms ({', '.join(map(str, wanted))})")
-            manifests.append((top, None))
-        else:
-            index = Blob(top.digest, len(top.raw), top.media_type)
-            entries = top.platforms() if wanted is None else [select_platform(top, w) for w in wanted]
-            entries = [e for e in entries if e.media_type in MANIFEST_TYPES]
-            if not entries:
-                raise ManifestError(f"index {top.digest} lists no single-platform image manifest")
-            for entry in entries:
-                raw, content_type, child_digest = get_client().get_manifest(ref.repository, entry.digest)
-                child = parse_manifest(raw, child_digest, content_type or entry.media_type)
-                if isinstance(child, ImageIndex) or child.media_type not in MANIFEST_TYPES:
-                    raise ManifestError(f"index {top.digest} entry {entry.digest} is not an image manifest")
-                manifests.append((child, entry.platform))
+        index = Blob(top.digest, len(top.raw), top.media_type) if isinstance(top, ImageIndex) else None
+        manifests = resolve_platforms(
+            top, wanted, lambda entry: get_client().get_entry(ref.repository, entry))
         for m, _ in manifests:
             foreign = [d.digest for d in m.layers if d.is_foreign]
             if foreign:

@@ -8,7 +8,6 @@ its path only once every blob checked out.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Mapping, Optional, Sequence
 
 from .archive import BlobRef, plan_docker_archive, plan_oci_layout, write_dir, write_tar
@@ -17,6 +16,7 @@ from .errors import NotFoundError
 from .output import AtomicDir, AtomicFile, BlobSink
 from .progress import Progress
 from .reference import Reference
+from .transport import Cancelled
 
 FORMATS = ("docker-archive", "oci", "oci-archive")
 
@@ -51,7 +51,7 @@ def write_image(client: RegistryClient, ref: Reference, resolved: Resolved, out:
 
 def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobSink], blobs: Mapping[str, BlobRef],
               jobs: int, progress: Optional[Progress], foreign: set[str]) -> None:
-    """Fetch every blob into its sink, `jobs` at a time; the first failure stops the others."""
+    """Fetch every blob into its sink, `jobs` at a time; the first failure stops the others (Cancelled)."""
     sizes = {ref.digest: ref.size for ref in blobs.values()}
     stop = threading.Event()
 
@@ -69,16 +69,33 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobS
         if progress:
             progress.item_done()
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sinks) or 1)))
-    futures = [pool.submit(one, digest) for digest in sinks]
+    errors: list[BaseException] = []
+    todo = list(sinks)
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                digest = todo.pop(0)
+            except IndexError:
+                return
+            try:
+                one(digest)
+            except BaseException as exc:  # handed to the main thread
+                errors.append(exc)
+                stop.set()
+                return
+
+    # Daemon threads: on Ctrl-C/SIGTERM a worker stuck in a socket read must not hold the exit for --timeout
+    # (the caller discards the output and the process exits without waiting for them). On a failure they are
+    # joined: a worker may still be writing into the file that is about to be removed.
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(todo))))]
+    for thread in threads:
+        thread.start()
     try:
-        for future in as_completed(futures):
-            future.result()
-    except BaseException as exc:
+        for thread in threads:
+            thread.join()
+    except BaseException:
         stop.set()
-        # On Ctrl-C/SIGTERM a worker stuck in a socket read must not hold the exit for --timeout: the caller
-        # discards the output and the CLI ends the process (workers included). On a failure, wait: a worker
-        # may still be writing into the file that is about to be removed.
-        pool.shutdown(wait=not isinstance(exc, KeyboardInterrupt), cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    if errors:
+        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])

@@ -208,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             raise UsageError(f"unknown command {cmd!r}")
 
-    from .cli import run_command
+    from .command import run_command
 
     return run_command(PROG, body)
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from hocker_fetch.auth import check_transport, is_loopback, parse_challenges
+from hocker_fetch.auth import parse_challenges
+from hocker_fetch.transport import check_transport, is_loopback
 from hocker_fetch.errors import UsageError
 
 

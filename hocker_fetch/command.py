@@ -1,0 +1,159 @@
+"""What every entry point shares: the common options, client construction, byte output, errors and exit codes.
+
+Heavy modules (requests) are imported only after the arguments parse, so `--help` and usage errors are
+instant: a Nix build starts one process per blob.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional, Sequence
+
+from .errors import HockerError, UsageError, one_line
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+    from .reference import Reference
+
+EPILOG = """\
+Image forms: `IMAGE [TAG]` with a docker reference (debian:bookworm, ghcr.io/o/i:t, host:5000/a/b@sha256:...),
+or hocker's form `--registry URI REPOSITORY TAG` (e.g. --registry http://127.0.0.1:5000 library/debian jessie).
+
+Credentials, strongest first: --token; --username/--password (or --password-stdin); --credentials-file
+(BEARER_TOKEN= or USERNAME=/PASSWORD=, or DOCKER_TOKEN= or DOCKER_USER=/DOCKER_PASS=); the environment
+(DOCKER_TOKEN, or DOCKER_USER + DOCKER_PASS); the docker/podman config ($REGISTRY_AUTH_FILE,
+$DOCKER_CONFIG/config.json, ~/.docker/config.json, with credsStore/credHelpers). None: anonymous.
+
+Exit codes: 0 ok, 2 usage, 3 authentication, 4 not found, 5 verification failed, 6 registry/network
+failure, 7 unusable manifest."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(UsageError.exit_code, f"{self.prog}: {message}\n")
+
+
+def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description=description, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
+    p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
+    g = p.add_argument_group("registry")
+    g.add_argument("--registry", metavar="URI",
+                   help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form)")
+    if multi_platform:
+        g.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
+                       help="platform to pin from a multi-arch index; repeat it to cover several Nix systems "
+                            "(the expression then picks the one being built), or 'all' for every platform in "
+                            "the index (default: this host's linux platform)")
+    else:
+        g.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                       help="platform to pick from a multi-arch index (default: this host's linux platform)")
+    g.add_argument("--insecure", action="store_true",
+                   help="allow plain HTTP (also for credentials) and TLS without certificate verification")
+    g.add_argument("--ca-file", metavar="PATH", help="trust this CA bundle (PEM) for the registry's TLS")
+    g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="fail a connection that sends nothing for this long (default 60)")
+    g.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="retries on connection errors, 5xx and 429, with exponential backoff (default 5)")
+    a = p.add_argument_group("authentication")
+    a.add_argument("-u", "--username", help="user name for Basic auth or the token server")
+    a.add_argument("-p", "--password", help="password (prefer --password-stdin, -f or DOCKER_PASS: argv is visible)")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    a.add_argument("-t", "--token", help="a ready Bearer token")
+    a.add_argument("-f", "--credentials-file", metavar="PATH",
+                   help="file with BEARER_TOKEN= or USERNAME=/PASSWORD= (or DOCKER_TOKEN= / DOCKER_USER=/DOCKER_PASS=)")
+    o = p.add_argument_group("output")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress or retry messages on stderr")
+    return p
+
+
+def add_out_option(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("-o", "--out", metavar="PATH", required=required,
+                   help="write here atomically (never a partial file)" + ("" if required else "; default stdout"))
+
+
+def _say(prog: str, quiet: bool) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        if not quiet:
+            print(f"{prog}: {one_line(message)}", file=sys.stderr, flush=True)
+    return log
+
+
+def image_reference(args: argparse.Namespace) -> "Reference":
+    from .reference import resolve_reference
+
+    return resolve_reference(args.image, args.tag, args.registry)
+
+
+def chosen_platform(args: argparse.Namespace):
+    from .manifest import Platform, host_platform
+
+    return Platform.parse(args.platform) if args.platform else host_platform()
+
+
+def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
+    from .client import ClientOptions, RegistryClient
+    from .credentials import resolve
+
+    password = args.password
+    if args.password_stdin:
+        if password is not None:
+            raise UsageError("give either --password or --password-stdin")
+        password = sys.stdin.readline().rstrip("\r\n")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if args.retries < 0:
+        raise UsageError("--retries must not be negative")
+    creds = resolve(username=args.username, password=password, token=args.token,
+                    credentials_file=args.credentials_file, registry_host=ref.registry, env=os.environ)
+    options = ClientOptions(insecure=args.insecure, ca_file=args.ca_file, timeout=args.timeout,
+                            retries=args.retries, pool_size=pool)
+    return RegistryClient(ref, creds, options, log=_say(prog, args.quiet))
+
+
+def emit_bytes(data: bytes, out: Optional[str]) -> None:
+    """Bytes to stdout exactly, or atomically to --out (then its path on stdout, as hocker did)."""
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    from .output import AtomicFile
+
+    with AtomicFile(out) as f:
+        f.write(data)
+        f.commit()
+    print(out)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_command(prog: str, body: Callable[[], None]) -> int:
+    """Every failure becomes one line `<prog>: <message>` and a distinct exit code; never a traceback.
+
+    SIGTERM is turned into KeyboardInterrupt so a killed run still removes its temporary files.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        body()
+    except HockerError as exc:
+        print(f"{prog}: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        # outputs were discarded on the way here; download threads still blocked in a read are daemons,
+        # which the interpreter does not wait for
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as exc:
+        print(f"{prog}: {exc.strerror or exc.__class__.__name__}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,255 @@
+"""The transport: how bytes reach a registry, whatever they mean.
+
+One HTTP session per registry host with its TLS trust, retries with exponential backoff (429 and 503 honour
+Retry-After) drawn from one budget per operation, the https -> http fallback for loopback and `--insecure`
+registries, and the rule that credentials never travel in clear text to another machine. The registry client
+(client.py) adds what requests mean: auth challenges, manifests, blobs. Mirrors and rate-limit reporting
+belong here too.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Callable, Mapping, Optional
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from . import __version__
+from .errors import RegistryError, UsageError
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# what a streaming body read raises underneath requests when the connection breaks or stalls
+# (not OSError at large: a full disk is no reason to retry)
+STREAM_ERRORS = TRANSIENT + (urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+Headers = Optional[Callable[[str], "dict[str, str]"]]
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Knobs that come from the command line; defaults suit a build sandbox on a flaky link."""
+
+    insecure: bool = False
+    ca_file: Optional[str] = None
+    timeout: float = 60.0  # seconds without a byte before a read fails
+    retries: int = 5
+    backoff: float = 0.5  # first delay; doubles per attempt, with jitter
+    max_retry_after: float = 120.0  # the longest Retry-After we obey
+    pool_size: int = 8
+
+
+class Budget:
+    """The retries left to one operation (a manifest, a blob): every kind of failure draws on one count."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+
+class Cancelled(Exception):
+    """Another download failed, so this one was abandoned (never reported on its own)."""
+
+
+def check_cancel(cancel: Optional[threading.Event]) -> None:
+    """Raise Cancelled once another thread asked this operation to stop."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8, ::1: the only places plain-HTTP credentials cannot be sniffed."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, insecure: bool) -> None:
+    """Refuse to send credentials in clear text to a host that is not this machine (unless --insecure)."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname or ""):
+        raise UsageError(
+            f"refusing to send credentials over plain HTTP to {parts.hostname}: use https or pass --insecure")
+
+
+def tls_verify(options: ClientOptions, env: Mapping[str, str]) -> "bool | str":
+    """TLS trust: --insecure, else --ca-file, else SSL_CERT_FILE (Nix builders set it), else the default."""
+    if options.insecure:
+        return False
+    if options.ca_file:
+        if not os.path.isfile(options.ca_file):
+            raise UsageError(f"--ca-file {options.ca_file}: no such file")
+        return options.ca_file
+    for name in ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = env.get(name)
+        if value and os.path.isfile(value):
+            return value
+    return True
+
+
+class Transport:
+    """One registry host: one session, its TLS trust, its scheme; safe to share between download threads."""
+
+    def __init__(self, base_url: str, options: ClientOptions, *, may_fall_back: bool,
+                 log: Callable[[str], None], env: Mapping[str, str], sleep: Callable[[float], None]):
+        """`may_fall_back`: try https first and switch to plain http if the first contact shows no TLS."""
+        self.base_url = base_url
+        self.options = options
+        self.log = log
+        self.sleep = sleep
+        self._may_fall_back = may_fall_back
+        self.verify = tls_verify(options, env)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"hocker-fetch/{__version__}"
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(options.pool_size, 4))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        if options.insecure:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.retries_used = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def budget(self) -> Budget:
+        """A fresh retry budget for one operation (--retries)."""
+        return Budget(self.options.retries)
+
+    def retry_or_fail(self, budget: Budget, what: str, reason: str, *,
+                      response: Optional[requests.Response] = None,
+                      cancel: Optional[threading.Event] = None) -> None:
+        """Spend one retry (say so on stderr, back off) or, with none left, fail with RegistryError."""
+        if budget.used >= budget.limit:
+            raise RegistryError(f"{what}: {reason} (gave up after {budget.used} retries)")
+        budget.used += 1
+        delay = self._delay(budget.used - 1, response)
+        with self._lock:
+            self.retries_used += 1
+        self.log(f"{what}: {reason}; retry {budget.used}/{budget.limit} in {delay:.1f}s")
+        if cancel is None:
+            self.sleep(delay)
+        elif cancel.wait(delay):
+            raise Cancelled()
+
+    def _delay(self, attempt: int, response: Optional[requests.Response]) -> float:
+        if response is not None and response.status_code in (429, 503):
+            after = retry_after(response.headers.get("Retry-After"))
+            if after is not None:
+                return min(after, self.options.max_retry_after)
+        return self.options.backoff * (2 ** attempt) * (0.75 + random.random() / 2)
+
+    def send(self, method: str, url: str, *, what: str, headers: "Headers | dict[str, str]" = None,
+             cancel: Optional[threading.Event] = None, budget: Optional[Budget] = None,
+             first_contact: bool = False, **kwargs: object) -> requests.Response:
+        """One HTTP exchange, retried with backoff on connection errors, timeouts, 5xx and 429.
+
+        No auth handling here: registry requests and token requests both go through it. `headers` may be a
+        function of the URL, called before every attempt (a wait may outlive a token). With `first_contact`,
+        a failure to talk TLS raises _TryPlainHttp instead (see open()). Setting `cancel` stops the retrying
+        (Cancelled) as soon as the current attempt ends. Retries are drawn from `budget`, shared by everything
+        one operation does (default: a fresh one).
+        """
+        budget = budget or self.budget()
+        first = first_contact
+        while True:
+            check_cancel(cancel)
+            try:
+                # requests drops Authorization itself when a redirect leaves this host (S3, CDNs);
+                # auth=_keep_headers: requests would otherwise replace our Authorization with ~/.netrc's
+                resp = self.session.request(method, url, verify=self.verify, allow_redirects=True,
+                                            auth=_keep_headers,
+                                            headers=headers(url) if callable(headers) else headers,
+                                            timeout=(min(self.options.timeout, 30.0), self.options.timeout),
+                                            **kwargs)  # type: ignore[arg-type]
+            except requests.exceptions.SSLError as exc:
+                # a server that speaks plain HTTP fails the handshake; a bad certificate is no reason to drop TLS
+                if first and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+                    raise _TryPlainHttp() from None
+                raise RegistryError(f"TLS error talking to {urlsplit(url).netloc}: {reason(exc)} "
+                                    "(trust its CA with --ca-file, or use --insecure)") from None
+            except TRANSIENT as exc:
+                if first:
+                    raise _TryPlainHttp() from None
+                self.retry_or_fail(budget, what, reason(exc), cancel=cancel)
+                continue
+            finally:
+                first = False
+            if resp.status_code in RETRY_STATUSES:
+                resp.close()
+                self.retry_or_fail(budget, what, f"HTTP {resp.status_code} from {host_of(resp)}",
+                                   response=resp, cancel=cancel)
+                continue
+            return resp
+
+    def open(self, method: str, path: str, *, what: str, headers: Headers = None, stream: bool = False,
+             cancel: Optional[threading.Event] = None, budget: Optional[Budget] = None) -> requests.Response:
+        """`send` to `base_url + path`, finding the scheme on first contact.
+
+        With --insecure (or on loopback) a registry without TLS is found the way docker finds insecure
+        registries: https first, then http, decided once at first contact; later failures are failures.
+        """
+        while True:
+            try:
+                resp = self.send(method, self.base_url + path, what=what, headers=headers, stream=stream,
+                                 cancel=cancel, budget=budget, first_contact=self._may_fall_back)
+            except _TryPlainHttp:
+                self._may_fall_back = False
+                self.base_url = "http://" + urlsplit(self.base_url).netloc
+                continue
+            self._may_fall_back = False
+            return resp
+
+
+class _TryPlainHttp(Exception):
+    """First contact over https failed in a way that means the server speaks plain http."""
+
+
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that changes nothing (its presence stops requests from consulting ~/.netrc)."""
+    return request
+
+
+def reason(exc: BaseException) -> str:
+    """A short, secret-free reason for a network failure."""
+    text = str(exc.__class__.__name__)
+    inner = getattr(exc, "args", None)
+    if inner and isinstance(inner[0], BaseException):
+        text = inner[0].__class__.__name__
+        cause = getattr(inner[0], "reason", None)
+        if cause is not None:
+            text = f"{cause}"
+    return text[:200]
+
+
+def host_of(resp: requests.Response) -> str:
+    """host[:port] that really answered (after redirects)."""
+    return urlsplit(resp.url).netloc
+
+
+def retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
