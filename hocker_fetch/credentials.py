@@ -26,11 +26,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import AuthError, UsageError
+from .errors import AuthError, UsageError, one_line
+from .reference import DOCKER_HUB_HOSTS
 
 __all__ = [
     "Credentials",
-    "DOCKER_HUB_HOSTS",
     "DOCKER_HUB_SERVER_URL",
     "config_locations",
     "from_docker_config",
@@ -41,8 +41,6 @@ __all__ = [
 
 #: The key `docker login` writes for Docker Hub, and the server URL credential helpers are asked about.
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
-#: Every host name that means Docker Hub (the API itself lives on registry-1.docker.io).
-DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 _MASK = "***"
 _FILE_KEYS_HELP = (
@@ -111,11 +109,6 @@ class Credentials:
 # small helpers
 
 
-def _show(text: str) -> str:
-    """Render a path or name for a one-line message: control characters (newlines...) escaped."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
 def _nonempty(value: str | None) -> str | None:
     """Empty strings mean "unset": Nix hands unset impure variables over as ""."""
     return value if value else None
@@ -159,7 +152,7 @@ def parse_credentials_file(path: str) -> Credentials:
     A token wins over a username/password pair. Any problem is a one-line UsageError naming the file and the
     accepted keys, never a value.
     """
-    where = f"credentials file {_show(path)}"
+    where = f"credentials file {one_line(path)}"
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -299,7 +292,7 @@ def _normalise_registry_host(registry_host: str) -> str:
     """Accept "host", "host:port", or a URL such as https://registry-1.docker.io/v2/; return host[:port]."""
     host, _ = _key_hostname(registry_host)
     if not host:
-        raise UsageError(f"registry host {_show(registry_host)!r} is empty")
+        raise UsageError(f"registry host {one_line(registry_host)!r} is empty")
     return host
 
 
@@ -353,7 +346,7 @@ def _run_helper(
     falls through to the next source. Any other failure is an AuthError that names the helper, not a secret.
     """
     if not helper or "/" in helper or os.sep in helper or helper != helper.strip():
-        raise UsageError(f"{origin}: invalid credential helper name {_show(helper)!r}")
+        raise UsageError(f"{origin}: invalid credential helper name {one_line(helper)!r}")
     program = f"docker-credential-{helper}"
     executable = shutil.which(program, path=env.get("PATH", os.defpath))
     if executable is None:
@@ -411,16 +404,16 @@ def _load_config(path: str) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"docker config {_show(path)}: cannot read ({reason})") from None
+        raise UsageError(f"docker config {one_line(path)}: cannot read ({reason})") from None
     if not raw.strip():
         return None  # an empty file is what some tools leave behind after logout
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise UsageError(f"docker config {_show(path)}: not valid JSON{where}") from None
+        raise UsageError(f"docker config {one_line(path)}: not valid JSON{where}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"docker config {_show(path)}: top level is not a JSON object")
+        raise UsageError(f"docker config {one_line(path)}: top level is not a JSON object")
     return data
 
 
@@ -428,7 +421,7 @@ def _from_one_config(
     path: str, data: Mapping[str, Any], registry_host: str, env: Mapping[str, str], timeout: float
 ) -> Credentials | None:
     """Apply docker's precedence inside one file: credHelpers[host], then credsStore, then inline auths."""
-    shown = _show(path)
+    shown = one_line(path)
     auths = data.get("auths")
     helpers = data.get("credHelpers")
     store = data.get("credsStore")
@@ -447,7 +440,7 @@ def _from_one_config(
     for key in _matching_keys(helpers, registry_host):
         helper = helpers[key]
         if not isinstance(helper, str):
-            raise UsageError(f"docker config {shown}: credHelpers[{_show(key)!r}] is not a string")
+            raise UsageError(f"docker config {shown}: credHelpers[{one_line(key)!r}] is not a string")
         found = _run_helper(helper, server_url, env, timeout, f"credHelpers in {shown}")
         if found is not None:
             return found
@@ -462,7 +455,7 @@ def _from_one_config(
                 return found
 
     for key in auth_keys:
-        found = _inline_credentials(auths[key], f"docker config {shown}: auths[{_show(key)!r}]", f"docker config {shown}")
+        found = _inline_credentials(auths[key], f"docker config {shown}: auths[{one_line(key)!r}]", f"docker config {shown}")
         if found is not None:
             return found
     return None

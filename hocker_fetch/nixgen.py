@@ -53,11 +53,13 @@ def store_name(text: str) -> str:
 
 def nix_string(value: Optional[str]) -> str:
     """A Nix double-quoted string literal (or `null`): escapes `\\`, `"` and `${` so nothing is interpolated."""
-    if value is None:
-        return "null"
+    return "null" if value is None else f'"{nix_string_body(value)}"'
+
+
+def nix_string_body(value: str) -> str:
+    """The inside of a Nix double-quoted string, for text spliced into a literal that the template writes."""
     out = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
-    out = out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{out}"'
+    return out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
 
 
 def registry_uri(ref: Reference, base_url: Optional[str] = None) -> str:
@@ -200,6 +202,7 @@ def _environment():
         lstrip_blocks=True,
     )
     env.filters["nix"] = nix_string
+    env.filters["nix_body"] = nix_string_body
     # for values in comments: a newline from a registry must not be able to start a line of Nix code
     env.filters["comment"] = lambda value: one_line(str(value))
     return env

@@ -10,7 +10,9 @@ from .digest import parse_digest
 from .errors import UsageError
 
 DOCKER_HUB_API = "registry-1.docker.io"
-DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+#: Every host name that means Docker Hub (the API itself lives on registry-1.docker.io); nix/default.nix
+#: keeps the same list for hocker-era files.
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 DEFAULT_REGISTRY_URI = "https://registry-1.docker.io/v2/"
 
 # The grammar from distribution/reference (docker's own parser).
@@ -40,7 +42,7 @@ class Reference:
 
     @property
     def is_docker_hub(self) -> bool:
-        return self.registry in DOCKER_HUB_ALIASES
+        return self.registry in DOCKER_HUB_HOSTS
 
     @property
     def host(self) -> str:
@@ -102,7 +104,7 @@ def parse_registry_uri(uri: str) -> tuple[str, str]:
     host = parts.netloc
     if not host or not _HOST.fullmatch(host):
         raise UsageError(f"invalid --registry {uri!r}: missing or malformed host")
-    if host.lower() in DOCKER_HUB_ALIASES:
+    if host.lower() in DOCKER_HUB_HOSTS:
         host = DOCKER_HUB_API
     return parts.scheme, host
 
@@ -162,7 +164,7 @@ def _parse_reference(text: str) -> Reference:
         host, path = "docker.io", name
     _check_path(path, original)
     scheme = "https"
-    if host.lower() in DOCKER_HUB_ALIASES:
+    if host.lower() in DOCKER_HUB_HOSTS:
         host = DOCKER_HUB_API
         if "/" not in path:
             path = "library/" + path

@@ -153,6 +153,19 @@ def test_nix_string_escaping() -> None:
     assert nix_string(None) == "null"
 
 
+def test_multi_template_escapes_the_source_inside_its_error_message() -> None:
+    """The `throw` for an unpinned system splices the source into a string literal: it must be escaped there too."""
+    import dataclasses
+
+    ref = dataclasses.replace(resolve_reference("library/multi", "oci", "http://127.0.0.1:5000"),
+                              tag='x"${builtins.abort "pwned"}')
+    pin = pin_from_parts(ref, registry_uri(ref), [(fake_manifest("amd64", 1), Platform.parse("linux/amd64")),
+                                                  (fake_manifest("arm64", 1), Platform.parse("linux/arm64"))])
+    line = next(line for line in render_nix(pin).splitlines() if "was pinned for" in line)
+    assert 'x\\"\\${builtins.abort \\"pwned\\"}' in line
+    assert "${system}" in line  # the template's own interpolation stays live
+
+
 def test_split_repository_round_trips() -> None:
     for path in ("library/debian", "a/b/c", "x", "o/app"):
         repo, name = split_repository(path)
