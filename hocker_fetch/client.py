@@ -215,7 +215,7 @@ class RegistryClient:
                     if offset:
                         if progress:
                             progress(-offset)
-                        self.log(f"{what}: the server ignored Range, starting over")
+                        self.transport.log(f"{what}: the server ignored Range, starting over")
                         sink.restart()
                         verifier.reset()
                 else:
