@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Side-by-side benchmark of hocker-fetch against skopeo, curl and nix-prefetch-docker's method (issue 4).
 
 Starts its own reference registry on 127.0.0.1, seeds deterministic incompressible images (seeded PRNG bytes
@@ -17,250 +16,39 @@ store; 5 rebuild after one layer changed (bytes fetched); 6 peak RSS of hocker-l
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
-import random
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
+
+from .harness import (
+    Case,
+    CommandFailed,
+    MiB,
+    alternate,
+    human,
+    log,
+    median,
+    rm,
+    run,
+    timed,
+)
+from .seed import Sizes, seed, start_registry
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-import requests  # noqa: E402  (the project venv has it)
-
-from support.registry import RegistryServer  # noqa: E402
-
 VENV_BIN = REPO / ".venv" / "bin"
 VENV = REPO / ".venv"
-MiB = 1 << 20
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 SCRIPTS = ("hocker-manifest", "hocker-config", "hocker-layer", "hocker-image", "docker2nix")
 ACCESS_LINE = re.compile(r'"(GET|HEAD) (\S+) HTTP/[\d.]+" (\d{3}) (\d+)')
-
-
-def log(msg: str) -> None:
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# sizes
-
-
-@dataclass(frozen=True)
-class Sizes:
-    layer: int        # each of the 4 layers of the image (cases 1, 3, 4, 5)
-    blob: int         # the throughput blob (case 2)
-    rss_small: int    # case 6
-    rss_large: int    # case 6
-
-    @staticmethod
-    def full() -> "Sizes":
-        return Sizes(layer=64 * MiB, blob=512 * MiB, rss_small=64 * MiB, rss_large=1024 * MiB)
-
-    @staticmethod
-    def quick() -> "Sizes":
-        return Sizes(layer=4 * MiB, blob=32 * MiB, rss_small=4 * MiB, rss_large=64 * MiB)
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# seeding: deterministic random blobs, pushed through the registry HTTP API (monolithic upload)
-
-
-def random_stream(seed: str, size: int, chunk: int = 8 * MiB):
-    rng = random.Random(seed)
-    left = size
-    while left > 0:
-        n = min(chunk, left)
-        yield rng.randbytes(n)
-        left -= n
-
-
-def write_blob_file(path: Path, seed: str, size: int, as_tar: bool) -> str:
-    """Write a random blob (optionally wrapped as a one-file uncompressed tar) and return its digest."""
-    h = hashlib.sha256()
-    with open(path, "wb") as f:
-        def put(data: bytes) -> None:
-            h.update(data)
-            f.write(data)
-        if as_tar:
-            info = tarfile.TarInfo(f"data/{seed}.bin")
-            info.size, info.mode, info.mtime, info.uid, info.gid = size, 0o644, 1_700_000_000, 0, 0
-            info.uname = info.gname = "root"
-            put(info.tobuf(format=tarfile.USTAR_FORMAT))
-        for data in random_stream(seed, size):
-            put(data)
-        if as_tar:
-            pad = (-size) % 512
-            put(b"\0" * (pad + 1024))
-    return "sha256:" + h.hexdigest()
-
-
-class Seeder:
-    def __init__(self, reg: RegistryServer, scratch: Path):
-        self.reg = reg
-        self.scratch = scratch
-        self.session = requests.Session()
-
-    def has_blob(self, repo: str, digest: str) -> bool:
-        return self.session.head(f"{self.reg.url}/v2/{repo}/blobs/{digest}", timeout=30).status_code == 200
-
-    def push_file(self, repo: str, path: Path, digest: str) -> None:
-        if self.has_blob(repo, digest):
-            return
-        r = self.session.post(f"{self.reg.url}/v2/{repo}/blobs/uploads/", timeout=30)
-        r.raise_for_status()
-        loc = r.headers["Location"]
-        if loc.startswith("/"):
-            loc = self.reg.url + loc
-        with open(path, "rb") as f:
-            r = self.session.put(loc, params={"digest": digest}, data=f, timeout=600,
-                                 headers={"Content-Type": "application/octet-stream",
-                                          "Content-Length": str(path.stat().st_size)})
-        if r.status_code != 201:
-            raise RuntimeError(f"blob upload failed: {r.status_code} {r.text[:300]}")
-
-    def push_bytes(self, repo: str, data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        path = self.scratch / "small.bin"
-        path.write_bytes(data)
-        self.push_file(repo, path, digest)
-        path.unlink()
-        return digest
-
-    def blob(self, repo: str, seed: str, size: int, as_tar: bool = False) -> tuple[str, int]:
-        path = self.scratch / f"{seed}.bin"
-        digest = write_blob_file(path, seed, size, as_tar)
-        real = path.stat().st_size
-        self.push_file(repo, path, digest)
-        path.unlink()
-        return digest, real
-
-    def image(self, repo: str, tag: str, layer_seeds: list[str], layer_size: int) -> dict[str, Any]:
-        layers = [self.blob(repo, seed, layer_size, as_tar=True) for seed in layer_seeds]
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
-            "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [d for d, _ in layers]},  # uncompressed: diff_id = digest
-            "history": [{"created": "2023-11-14T22:13:20Z", "created_by": f"bench {s}"} for s in layer_seeds],
-        }, sort_keys=True, separators=(",", ":")).encode()
-        config_digest = self.push_bytes(repo, config)
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER_TAR, "digest": d, "size": n} for d, n in layers],
-        }, sort_keys=True, separators=(",", ":")).encode()
-        r = self.session.put(f"{self.reg.url}/v2/{repo}/manifests/{tag}", data=manifest, timeout=30,
-                             headers={"Content-Type": OCI_MANIFEST})
-        if r.status_code != 201:
-            raise RuntimeError(f"manifest upload failed: {r.status_code} {r.text[:300]}")
-        return {"repo": repo, "tag": tag, "manifest_digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
-                "layers": layers, "config_digest": config_digest, "size": sum(n for _, n in layers) + len(config)}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# running and timing commands
-
-
-class CommandFailed(RuntimeError):
-    pass
-
-
-def run(cmd: list[str], *, env: Optional[dict[str, str]] = None, timeout: float = 1800) -> subprocess.CompletedProcess:
-    # stdin: an empty pipe, not /dev/null (docker2nix reads a manifest from a non-empty pipe or a regular file,
-    # and a test run that clobbers /dev/null with a regular file must not change what we measure)
-    proc = subprocess.run(cmd, input=b"", stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                          timeout=timeout)
-    if proc.returncode != 0:
-        raise CommandFailed(f"{' '.join(cmd)[:300]} -> exit {proc.returncode}: "
-                            f"{proc.stderr.decode(errors='replace')[-1500:]}")
-    return proc
-
-
-def timed(cmd: list[str], *, env: Optional[dict[str, str]] = None, before: Optional[Callable[[], None]] = None,
-          after: Optional[Callable[[], None]] = None) -> float:
-    """Wall time of one command; dirty pages of earlier runs are flushed first so nobody pays for them."""
-    if before:
-        before()
-    os.sync()
-    t0 = time.perf_counter()
-    run(cmd, env=env)
-    elapsed = time.perf_counter() - t0
-    if after:
-        after()
-    return elapsed
-
-
-def rm(path: Path) -> None:
-    def onerror(func, p, _exc):  # Nix store paths are read-only
-        try:
-            os.chmod(os.path.dirname(p), 0o755)
-            os.chmod(p, 0o755)
-        except OSError:
-            pass
-        func(p)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, onerror=onerror)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def median(xs: list[float]) -> Optional[float]:
-    return statistics.median(xs) if xs else None
-
-
-@dataclass
-class Case:
-    id: str
-    title: str
-    ours: str
-    peer: str
-    target: str
-    metric: str = "wall time, s"
-    ours_samples: list[float] = field(default_factory=list)
-    peer_samples: list[float] = field(default_factory=list)
-    ours_value: Optional[float] = None
-    peer_value: Optional[float] = None
-    ratio: Optional[float] = None      # the figure the target is about
-    ratio_label: str = ""
-    met: Optional[bool] = None
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def alternate(repeat: int, ours: Callable[[], float], peer: Callable[[], float], case: Case) -> None:
-    for i in range(repeat):
-        order = [(ours, case.ours_samples), (peer, case.peer_samples)]
-        if i % 2:
-            order.reverse()
-        for fn, samples in order:
-            samples.append(fn())
-        log(f"  case {case.id} run {i + 1}/{repeat}: ours {case.ours_samples[-1]:.3f}  peer {case.peer_samples[-1]:.3f}")
-    case.ours_value = median(case.ours_samples)
-    case.peer_value = median(case.peer_samples)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -275,7 +63,7 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="hocker-bench-", dir=args.workdir))
         self.out = self.work / "out"
         self.out.mkdir()
-        self.reg: Optional[RegistryServer] = None
+        self.reg = None
         self.images: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, tuple[str, int]] = {}
         self.cases: list[Case] = []
@@ -288,23 +76,18 @@ class Bench:
 
     # -- setup -----------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.reg = RegistryServer(self.work / "registry", "plain").start()
-        log(f"registry at {self.reg.url} (storage {self.reg.storage})")
-        seeder = Seeder(self.reg, self.work)
+        self.reg = start_registry(self.work / "registry")
         wanted = set(self.args.cases)
-        t0 = time.perf_counter()
-        s = self.sizes
+        needs: set[str] = set()
         if wanted & {"1", "3", "4", "5"}:
-            seeds = [f"img-layer-{i}" for i in range(4)]
-            self.images["v1"] = seeder.image("bench/img", "v1", seeds, s.layer)
-            if "5" in wanted:
-                self.images["v2"] = seeder.image("bench/img", "v2", seeds[:3] + ["img-layer-3-changed"], s.layer)
+            needs.add("v1")
+        if "5" in wanted:
+            needs.add("v2")
         if "2" in wanted:
-            self.blobs["throughput"] = seeder.blob("bench/blobs", "blob-throughput", s.blob)
+            needs.add("throughput")
         if "6" in wanted:
-            self.blobs["rss_small"] = seeder.blob("bench/blobs", "blob-rss-small", s.rss_small)
-            self.blobs["rss_large"] = seeder.blob("bench/blobs", "blob-rss-large", s.rss_large)
-        log(f"seeded in {time.perf_counter() - t0:.1f}s")
+            needs |= {"rss_small", "rss_large"}
+        self.images, self.blobs = seed(self.reg, self.work, self.sizes, needs)
 
     def stop(self) -> None:
         if self.reg is not None:
@@ -414,7 +197,7 @@ class Bench:
         return c
 
     # -- Nix cases -------------------------------------------------------------------------------------
-    def nix_ready(self) -> Optional[str]:
+    def nix_ready(self) -> str | None:
         if shutil.which("nix-build") is None:
             return "nix-build is not installed"
         if not (REPO / "nix" / "default.nix").exists():
@@ -475,7 +258,7 @@ builtins.derivation {{
 """)
         return {"expr": expr, "ours": wrapper, "peer": peer, "hash": nix_hash}
 
-    def nix_build(self, root: Path, file: Path, attr: Optional[str] = None) -> list[str]:
+    def nix_build(self, root: Path, file: Path, attr: str | None = None) -> list[str]:
         cmd = ["nix-build", str(file), "--no-out-link"] + (["-A", attr] if attr else [])
         return cmd
 
@@ -644,7 +427,7 @@ def machine() -> dict[str, Any]:
 
     def version(cmd: list[str]) -> str:
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
             return (out.stdout or out.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "?"
@@ -655,7 +438,7 @@ def machine() -> dict[str, Any]:
             "registry": version(["/usr/bin/docker-registry", "--version"])}
 
 
-def fmt(x: Optional[float], digits: int = 3) -> str:
+def fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
@@ -671,10 +454,7 @@ def table(cases: list[Case]) -> str:
         elif c.id == "5":
             ours = f"{c.ours_value:.2f} s, {human(c.extra['ours_bytes_fetched'])} fetched"
             peer = f"{c.peer_value:.2f} s, {human(c.extra['peer_bytes_fetched'])} fetched"
-        elif c.id == "6":
-            ours = c.note
-            peer = "-"
-        elif c.id == "7":
+        elif c.id == "6" or c.id == "7":
             ours = c.note
             peer = "-"
         else:
@@ -686,7 +466,7 @@ def table(cases: list[Case]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, minutes -> seconds)")
     p.add_argument("--repeat", type=int, default=None, help="runs per case and tool (default 5; 2 with --quick)")
