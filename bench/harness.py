@@ -6,13 +6,14 @@ and the peer's alternate (ABBA...) and only medians and the ratio of one run are
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,19 @@ def median(xs: list[float]) -> float | None:
 # the result record
 
 
+def seconds_cells(c: Case) -> tuple[str, str]:
+    """The table's ours/peer cells for most cases: the median wall times."""
+    return f"{fmt(c.ours_value)} s", f"{fmt(c.peer_value)} s"
+
+
+def note_cells(c: Case) -> tuple[str, str]:
+    """For cases with no peer whose note already says it all (RSS, cold start)."""
+    return c.note, "-"
+
+
 @dataclass
 class Case:
-    """One row of the table and one entry of `cases` in the results JSON."""
+    """One row of the table and one entry of `cases` in the results JSON (the fields up to `extra`)."""
 
     id: str
     title: str
@@ -63,9 +74,25 @@ class Case:
     met: bool | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # presentation only, not written to the JSON: how the table shows ours/peer, and whether the note is in it
+    cells: Callable[[Case], tuple[str, str]] = field(default=seconds_cells, repr=False,
+                                                     metadata={"json": False})
+    note_in_table: bool = field(default=False, metadata={"json": False})
+
+    def conclude(self, ratio: float | None, label: str, met: bool | None) -> None:
+        """Record the figure the target is about and whether it was reached (None: no target)."""
+        self.ratio, self.ratio_label, self.met = ratio, label, met
+
+    @property
+    def skipped(self) -> bool:
+        return self.note.startswith("SKIPPED")
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("json", True)}
+
+
+def skipped(cid: str, title: str, reason: str) -> Case:
+    return Case(cid, title, "", "", "", note=f"SKIPPED: {reason}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,6 +139,13 @@ def alternate(repeat: int, ours: Callable[[], float], peer: Callable[[], float],
             f"peer {case.peer_samples[-1]:.3f}")
     case.ours_value = median(case.ours_samples)
     case.peer_value = median(case.peer_samples)
+
+
+def max_rss_mib(cmd: list[str], *, env: dict[str, str] | None = None) -> float:
+    """Peak resident memory of one command, from GNU time's `-v` report (NaN if it gave none)."""
+    proc = run(["/usr/bin/time", "-v", *cmd], env=env)
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr.decode())
+    return int(m.group(1)) / 1024 if m else float("nan")
 
 
 def rm(path: Path) -> None:
