@@ -45,9 +45,14 @@ def median(xs: list[float]) -> float | None:
 # the result record
 
 
+def per_side(c: Case, show: Callable[[str, float | None], str]) -> tuple[str, str]:
+    """The table's ours/peer cells, both shown alike: `show(side, median)` with side "ours" or "peer"."""
+    return show("ours", c.ours_value), show("peer", c.peer_value)
+
+
 def seconds_cells(c: Case) -> tuple[str, str]:
     """The table's ours/peer cells for most cases: the median wall times."""
-    return f"{fmt(c.ours_value)} s", f"{fmt(c.peer_value)} s"
+    return per_side(c, lambda _side, t: f"{fmt(t)} s")
 
 
 def note_cells(c: Case) -> tuple[str, str]:

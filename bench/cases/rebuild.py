@@ -11,7 +11,7 @@ import statistics
 import time
 from pathlib import Path
 
-from ..harness import Case, MiB, human, run, timed
+from ..harness import Case, MiB, human, per_side, run, timed
 from ..nix import alternate_in_fresh_stores, nix_build, nix_files, nix_ready
 from ..workspace import Workspace
 from .base import CaseUnit
@@ -40,8 +40,7 @@ def bytes_served_since(log_file: Path, mark: int) -> dict[str, int]:
 
 
 def cells(c: Case) -> tuple[str, str]:
-    return (f"{c.ours_value:.2f} s, {human(c.extra['ours_bytes_fetched'])} fetched",
-            f"{c.peer_value:.2f} s, {human(c.extra['peer_bytes_fetched'])} fetched")
+    return per_side(c, lambda side, t: f"{t:.2f} s, {human(c.extra[side + '_bytes_fetched'])} fetched")
 
 
 def measure(ws: Workspace) -> Case:

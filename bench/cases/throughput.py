@@ -4,15 +4,14 @@ Target: ours reaches at least 0.9 x curl's throughput.
 """
 from __future__ import annotations
 
-from ..harness import Case, MiB, human
+from ..harness import Case, MiB, human, per_side
 from ..seed import BLOB_REPO
 from ..workspace import Workspace
 from .base import CaseUnit
 
 
 def cells(c: Case) -> tuple[str, str]:
-    return (f"{c.ours_value:.3f} s ({c.extra['ours_MBps']:.0f} MiB/s)",
-            f"{c.peer_value:.3f} s ({c.extra['peer_MBps']:.0f} MiB/s)")
+    return per_side(c, lambda side, t: f"{t:.3f} s ({c.extra[side + '_MBps']:.0f} MiB/s)")
 
 
 def measure(ws: Workspace) -> Case:
