@@ -1,0 +1,9 @@
+"""The benchmark's cases, one module each, in the order they run (see each module's docstring for what it
+compares and its target)."""
+from __future__ import annotations
+
+from . import cold_start, image, nix_build, pin, rebuild, rss, throughput
+from .base import CaseUnit
+
+CASES: list[CaseUnit] = [image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
+                         cold_start.UNIT]
