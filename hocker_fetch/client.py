@@ -21,12 +21,32 @@ from .auth import RegistryAuth
 from .credentials import Credentials
 from .digest import DigestVerifier, parse_digest, sha256_digest
 from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
-from .manifest import (ACCEPT, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
-                       ImageIndex, ImageManifest, Parsed, Platform, parse_manifest, select_platform)
+from .manifest import (
+    ACCEPT,
+    MANIFEST_TYPES,
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Parsed,
+    Platform,
+    parse_manifest,
+    select_platform,
+)
 from .output import BlobSink
 from .reference import Reference
-from .transport import (STREAM_ERRORS, Budget, ClientOptions, Transport, check_cancel, check_transport,
-                        host_of, is_loopback, reason)
+from .transport import (
+    STREAM_ERRORS,
+    Budget,
+    ClientOptions,
+    Transport,
+    check_cancel,
+    check_transport,
+    host_of,
+    is_loopback,
+    reason,
+)
 
 __all__ = ["ClientOptions", "RegistryClient", "Resolved"]
 
@@ -45,9 +65,9 @@ class RegistryClient:
     """One registry (scheme + host), one transport, one auth state; safe to share between download threads."""
 
     def __init__(self, ref: Reference, credentials: Optional[Credentials] = None,
-                 options: ClientOptions = ClientOptions(), *, log: Callable[[str], None] = lambda _m: None,
+                 options: Optional[ClientOptions] = None, *, log: Callable[[str], None] = lambda _m: None,
                  env: Optional[Mapping[str, str]] = None, sleep: Callable[[float], None] = time.sleep):
-        self.options = options
+        self.options = options = options or ClientOptions()
         self.host = ref.registry
         if credentials is not None:
             check_transport(ref.base_url, options.insecure)  # fail before connecting, not mid-way
@@ -85,13 +105,13 @@ class RegistryClient:
         """
         auth_rounds = 0
         what = what or f"{method} {path}"
+        sent: list[Optional[str]] = [None]  # what the last attempt sent, for on_unauthorized
+
+        def with_auth(url: str) -> dict[str, str]:
+            sent[0] = self.auth.header(url, scope)
+            return {**(headers or {}), **({"Authorization": sent[0]} if sent[0] else {})}
+
         while True:
-            sent: list[Optional[str]] = [None]  # what the last attempt sent, for on_unauthorized
-
-            def with_auth(url: str) -> dict[str, str]:
-                sent[0] = self.auth.header(url, scope)
-                return {**(headers or {}), **({"Authorization": sent[0]} if sent[0] else {})}
-
             resp = self.transport.open(method, path, what=what, headers=with_auth, stream=stream,
                                        cancel=cancel, budget=budget)
             if resp.status_code == 401:
@@ -157,7 +177,8 @@ class RegistryClient:
             except HockerError:
                 raise RegistryError(f"{what}: the registry sent no usable Docker-Content-Digest") from None
             size = resp.headers.get("Content-Length", "")
-            return digest, resp.headers.get("Content-Type", "").split(";")[0].strip(), int(size) if size.isdigit() else -1
+            content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            return digest, content_type, int(size) if size.isdigit() else -1
 
     def get_parsed(self, repository: str, reference: str) -> Parsed:
         """The manifest or index a tag or digest names, parsed (schema1 and garbage refused)."""
@@ -231,7 +252,8 @@ class RegistryClient:
                 resp.close()
             if size is not None and verifier.count < size and budget.used < budget.limit:
                 # a body shorter than the blob: fetch the rest (with no retry left, check() says what is missing)
-                self.transport.retry_or_fail(budget, what, f"short body ({verifier.count} of {size} bytes)", cancel=cancel)
+                self.transport.retry_or_fail(budget, what, f"short body ({verifier.count} of {size} bytes)",
+                                             cancel=cancel)
                 continue
             break
         verifier.check()

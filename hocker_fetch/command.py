@@ -10,12 +10,13 @@ import argparse
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Callable, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from .errors import HockerError, UsageError, one_line
 
 if TYPE_CHECKING:
     from .client import RegistryClient
+    from .manifest import Platform
     from .reference import Reference
 
 EPILOG = """\
@@ -90,7 +91,7 @@ def image_reference(args: argparse.Namespace) -> "Reference":
     return resolve_reference(args.image, args.tag, args.registry)
 
 
-def chosen_platform(args: argparse.Namespace):
+def chosen_platform(args: argparse.Namespace) -> "Platform":
     from .manifest import Platform, host_platform
 
     return Platform.parse(args.platform) if args.platform else host_platform()

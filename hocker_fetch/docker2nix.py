@@ -6,10 +6,14 @@ import argparse
 import os
 import stat
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .command import add_out_option, image_reference, make_client, make_parser, run_command
 from .errors import ManifestError, UsageError
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+    from .manifest import Platform
 
 PROG = "docker2nix"
 
@@ -69,7 +73,7 @@ def _read_manifest(args: argparse.Namespace) -> Optional[bytes]:
     return data
 
 
-def _platforms(args: argparse.Namespace):
+def _platforms(args: argparse.Namespace) -> "Optional[list[Platform]]":
     """The requested platforms (None = every platform in the index), in the order given, without repeats."""
     from .manifest import Platform, host_platform
 
@@ -80,7 +84,7 @@ def _platforms(args: argparse.Namespace):
         return None
     if not values:
         return [host_platform()]
-    out: list = []
+    out: list[Platform] = []
     for v in values:
         plat = Platform.parse(v)
         if plat not in out:
@@ -90,8 +94,8 @@ def _platforms(args: argparse.Namespace):
 
 def generate(args: argparse.Namespace) -> str:
     """Resolve the image (fetching only manifests) and render the expression or the lock file."""
-    from .digest import sha256_digest
     from .client import resolve_platforms
+    from .digest import sha256_digest
     from .manifest import ImageIndex, parse_manifest
     from .nixgen import Blob, pin_from_parts, registry_uri, render_json, render_nix
 
@@ -101,7 +105,7 @@ def generate(args: argparse.Namespace) -> str:
     client = None
     notes: list[str] = []
     try:
-        def get_client():
+        def get_client() -> "RegistryClient":
             nonlocal client
             if client is None:
                 client = make_client(args, ref, PROG)
