@@ -1,16 +1,16 @@
 """Where registry credentials come from, and in which order they win.
 
-Sources, strongest first (see :func:`resolve`):
+Sources, strongest first (see `resolve`):
 
-1. ``--token`` (a ready Bearer token);
-2. ``--username`` + ``--password``;
-3. ``--credentials-file`` (hocker's ``BEARER_TOKEN=`` / ``USERNAME=`` + ``PASSWORD=``, or nixpkgs'
-   ``DOCKER_TOKEN=`` / ``DOCKER_USER=`` + ``DOCKER_PASS=``);
-4. the environment (``DOCKER_TOKEN``, or ``DOCKER_USER`` + ``DOCKER_PASS``: the impure variables the Nix
-   fetchers pass through; Nix passes an unset impure variable as ``""``, so empty means unset);
-5. docker / podman configuration (``auth.json`` / ``config.json``, credential helpers).
+1. `--token` (a ready Bearer token);
+2. `--username` + `--password`;
+3. `--credentials-file` (hocker's `BEARER_TOKEN=` / `USERNAME=` + `PASSWORD=`, or nixpkgs'
+   `DOCKER_TOKEN=` / `DOCKER_USER=` + `DOCKER_PASS=`);
+4. the environment (`DOCKER_TOKEN`, or `DOCKER_USER` + `DOCKER_PASS`: the impure variables the Nix
+   fetchers pass through; Nix passes an unset impure variable as `""`, so empty means unset);
+5. docker / podman configuration (`auth.json` / `config.json`, credential helpers).
 
-Nothing here reads ``os.environ`` or touches global state: the caller passes the environment in, which keeps
+Nothing here reads `os.environ` or touches global state: the caller passes the environment in, which keeps
 the Nix builder (whose environment is nearly empty) and the tests honest. Secrets never appear in a repr, a
 str or an exception message: a traceback in a CI log must not leak a registry password.
 """
@@ -56,8 +56,8 @@ _IDENTITY_TOKEN_USERNAME = "<token>"
 class Credentials:
     """One set of credentials for one registry, plus where it came from (so errors can say which source failed).
 
-    Consumers should prefer, in this order: ``token`` (send as Bearer), ``identity_token`` (an OAuth refresh
-    token to exchange at the token realm), then ``username``/``password`` (Basic, or Basic to the token realm).
+    Consumers should prefer, in this order: `token` (send as Bearer), `identity_token` (an OAuth refresh
+    token to exchange at the token realm), then `username`/`password` (Basic, or Basic to the token realm).
     """
 
     username: str | None = None
@@ -145,10 +145,10 @@ def _strip_quotes(value: str) -> str:
 def parse_credentials_file(path: str) -> Credentials:
     """Read hocker's or nixpkgs' KEY=VALUE credentials file.
 
-    Accepts ``BEARER_TOKEN`` / ``USERNAME`` + ``PASSWORD`` (hocker) and ``DOCKER_TOKEN`` / ``DOCKER_USER`` +
-    ``DOCKER_PASS`` (nixpkgs), so one file serves both the CLI and the Nix fetchers. Blank lines and ``#``
-    comments are skipped, an ``export`` prefix is allowed, whitespace / CRLF and one layer of surrounding
-    quotes are stripped, values may contain ``=``; unknown keys are ignored; later lines override earlier ones.
+    Accepts `BEARER_TOKEN` / `USERNAME` + `PASSWORD` (hocker) and `DOCKER_TOKEN` / `DOCKER_USER` +
+    `DOCKER_PASS` (nixpkgs), so one file serves both the CLI and the Nix fetchers. Blank lines and `#`
+    comments are skipped, an `export` prefix is allowed, whitespace / CRLF and one layer of surrounding
+    quotes are stripped, values may contain `=`; unknown keys are ignored; later lines override earlier ones.
     A token wins over a username/password pair. Any problem is a one-line UsageError naming the file and the
     accepted keys, never a value.
     """
@@ -202,7 +202,7 @@ def parse_credentials_file(path: str) -> Credentials:
 
 
 def from_environment(env: Mapping[str, str]) -> Credentials | None:
-    """Credentials from ``DOCKER_TOKEN``, or ``DOCKER_USER`` + ``DOCKER_PASS``; empty strings count as unset.
+    """Credentials from `DOCKER_TOKEN`, or `DOCKER_USER` + `DOCKER_PASS`; empty strings count as unset.
 
     These are the impure variables the Nix fetchers pass into the builder; Nix passes unset ones as "".
     A user without a password (or vice versa) is a UsageError naming the variables, not their values.
@@ -230,7 +230,7 @@ def config_locations(env: Mapping[str, str]) -> list[str]:
     """The auth/config files to search, in order (whether or not they exist).
 
     $REGISTRY_AUTH_FILE and $XDG_RUNTIME_DIR/containers/auth.json are where podman/skopeo/buildah keep logins;
-    $DOCKER_CONFIG/config.json and ~/.docker/config.json are docker's. ~ is $HOME from ``env``, never the
+    $DOCKER_CONFIG/config.json and ~/.docker/config.json are docker's. ~ is $HOME from `env`, never the
     password database: in a Nix builder HOME is /homeless-shelter and must stay that way.
     """
     found: list[str] = []
@@ -262,10 +262,10 @@ def _is_hub(host: str) -> bool:
 
 
 def _key_rank(key: str, registry_host: str) -> int | None:
-    """How well a config key names ``registry_host``: lower is better, None means it does not match.
+    """How well a config key names `registry_host`: lower is better, None means it does not match.
 
-    0: the exact key docker writes (``https://index.docker.io/v1/`` for Hub, bare ``host[:port]`` otherwise);
-    1: the host with a scheme and/or a version path (``/``, ``/v1/``, ``/v2/``);
+    0: the exact key docker writes (`https://index.docker.io/v1/` for Hub, bare `host[:port]` otherwise);
+    1: the host with a scheme and/or a version path (`/`, `/v1/`, `/v2/`);
     2: any other path (docker ignores it; podman uses it for per-namespace logins, so it is the last resort).
     """
     host, path = _key_hostname(key)
@@ -283,7 +283,7 @@ def _key_rank(key: str, registry_host: str) -> int | None:
 
 
 def _matching_keys(mapping: Mapping[str, Any], registry_host: str) -> list[str]:
-    """Keys of ``mapping`` naming ``registry_host``, best first (file order breaks ties)."""
+    """Keys of `mapping` naming `registry_host`, best first (file order breaks ties)."""
     ranked = [(rank, i, key) for i, key in enumerate(mapping) if (rank := _key_rank(key, registry_host)) is not None]
     return [key for _, _, key in sorted(ranked)]
 
@@ -302,7 +302,7 @@ def _server_url(registry_host: str) -> str:
 
 
 def _decode_auth(value: str, where: str) -> tuple[str, str]:
-    """Decode an ``auth`` field (base64 of "user:pass"); errors name the file and key, never the value."""
+    """Decode an `auth` field (base64 of "user:pass"); errors name the file and key, never the value."""
     compact = "".join(value.split())
     try:
         decoded = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True).decode("utf-8")
@@ -315,7 +315,7 @@ def _decode_auth(value: str, where: str) -> tuple[str, str]:
 
 
 def _inline_credentials(entry: Any, where: str, source: str) -> Credentials | None:
-    """Credentials stored inline in an ``auths`` entry; None when the entry holds nothing (credsStore stubs)."""
+    """Credentials stored inline in an `auths` entry; None when the entry holds nothing (credsStore stubs)."""
     if not isinstance(entry, dict):
         raise UsageError(f"{where}: entry is not a JSON object")
     fields: dict[str, str | None] = {}
@@ -340,7 +340,7 @@ def _inline_credentials(entry: Any, where: str, source: str) -> Credentials | No
 def _run_helper(
     helper: str, server_url: str, env: Mapping[str, str], timeout: float, origin: str
 ) -> Credentials | None:
-    """Ask ``docker-credential-<helper> get`` about ``server_url`` (on stdin, never in argv: argv is public).
+    """Ask `docker-credential-<helper> get` about `server_url` (on stdin, never in argv: argv is public).
 
     Returns None when the helper is not installed or says it has no credentials for the server, so the search
     falls through to the next source. Any other failure is an AuthError that names the helper, not a secret.
@@ -464,12 +464,12 @@ def _from_one_config(
 def from_docker_config(
     registry_host: str, env: Mapping[str, str], *, helper_timeout: float = 60.0
 ) -> Credentials | None:
-    """Credentials for ``registry_host`` from podman/docker config files and credential helpers, or None.
+    """Credentials for `registry_host` from podman/docker config files and credential helpers, or None.
 
-    Files are searched in :func:`config_locations` order; the first file that yields credentials wins, so a
+    Files are searched in `config_locations` order; the first file that yields credentials wins, so a
     podman login is not shadowed by a stale docker one. Keys match the way docker matches them (Docker Hub
-    under ``https://index.docker.io/v1/``, ``docker.io`` or ``index.docker.io``; other registries as
-    ``host[:port]`` with an optional scheme and path). ``helper_timeout`` bounds each helper run (a GPG-backed
+    under `https://index.docker.io/v1/`, `docker.io` or `index.docker.io`; other registries as
+    `host[:port]` with an optional scheme and path). `helper_timeout` bounds each helper run (a GPG-backed
     helper may wait for a pin entry).
     """
     host = _normalise_registry_host(registry_host)
@@ -498,10 +498,10 @@ def resolve(
 ) -> Credentials | None:
     """Pick the credentials to use, strongest source first; None means pull anonymously.
 
-    Order: ``--token``; ``--username`` + ``--password``; ``--credentials-file``; the environment
-    (``DOCKER_TOKEN``, ``DOCKER_USER``/``DOCKER_PASS``); docker/podman config. Explicit options are checked
-    even when a stronger one wins (``--username`` without ``--password`` is always a UsageError, an empty
-    ``--token`` too): a half-given option is a mistake worth reporting, not something to paper over.
+    Order: `--token`; `--username` + `--password`; `--credentials-file`; the environment
+    (`DOCKER_TOKEN`, `DOCKER_USER`/`DOCKER_PASS`); docker/podman config. Explicit options are checked
+    even when a stronger one wins (`--username` without `--password` is always a UsageError, an empty
+    `--token` too): a half-given option is a mistake worth reporting, not something to paper over.
     Weaker sources are only consulted (helpers only run) when every stronger one is absent.
     """
     if token is not None and token == "":
