@@ -1,4 +1,4 @@
-"""Registry authentication: WWW-Authenticate challenges, Bearer tokens per scope, Basic.
+"""Registry authentication: which credentials to present, and how (challenges, Bearer tokens per scope, Basic).
 
 Works the way docker and the distribution spec do, for any registry: answer a 401 by reading its challenge,
 fetch a token from the realm it names (anonymously or with the user's credentials), cache it per scope until
@@ -12,18 +12,58 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
 import requests
 
-from .credentials import Credentials
-from .errors import AuthError, RegistryError
+from .credentials import Credentials, from_environment, parse_credentials_file, user_password
+from .dockerconfig import from_docker_config
+from .errors import AuthError, RegistryError, UsageError
 from .transport import check_transport
 
 _TOKEN = re.compile(r"[\s,]*([A-Za-z0-9_.!#$%&'*+^`|~-]+)")
 _VALUE = re.compile(r'\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 DEFAULT_TOKEN_LIFETIME = 60.0  # seconds, per the token spec when expires_in is absent
+
+
+def resolve_credentials(
+    *,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    credentials_file: str | None,
+    registry_host: str,
+    env: Mapping[str, str],
+) -> Credentials | None:
+    """Pick the credentials to use, strongest source first; None means pull anonymously.
+
+    Order: `--token`; `--username` + `--password`; `--credentials-file`; the environment
+    (`DOCKER_TOKEN`, `DOCKER_USER`/`DOCKER_PASS`); docker/podman config. Explicit options are checked
+    even when a stronger one wins (`--username` without `--password` is always a UsageError, an empty
+    `--token` too): a half-given option is a mistake worth reporting, not something to paper over.
+    Weaker sources are only consulted (helpers only run) when every stronger one is absent.
+    """
+    if token is not None and token == "":
+        raise UsageError("--token is empty")
+    if username is not None and username == "":
+        raise UsageError("--username is empty")
+    if password is not None and password == "":
+        raise UsageError("--password is empty")
+    pair = user_password(username, password, user_name="--username", pass_name="--password", where="command line")
+    if credentials_file is not None and credentials_file == "":
+        raise UsageError("--credentials-file is empty")
+
+    if token:
+        return Credentials(token=token, source="--token")
+    if pair:
+        return Credentials(username=pair[0], password=pair[1], source="--username")
+    if credentials_file:
+        return parse_credentials_file(credentials_file)
+    found = from_environment(env)
+    if found is not None:
+        return found
+    return from_docker_config(registry_host, env)
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,8 @@ def chosen_platform(args: argparse.Namespace) -> "Platform":
 
 
 def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
+    from .auth import resolve_credentials
     from .client import ClientOptions, RegistryClient
-    from .credentials import resolve
 
     password = args.password
     if args.password_stdin:
@@ -110,7 +110,7 @@ def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int
         raise UsageError("--timeout must be positive")
     if args.retries < 0:
         raise UsageError("--retries must not be negative")
-    creds = resolve(username=args.username, password=password, token=args.token,
+    creds = resolve_credentials(username=args.username, password=password, token=args.token,
                     credentials_file=args.credentials_file, registry_host=ref.registry, env=os.environ)
     options = ClientOptions(insecure=args.insecure, ca_file=args.ca_file, timeout=args.timeout,
                             retries=args.retries, pool_size=pool)

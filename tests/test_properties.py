@@ -26,7 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hocker_fetch.credentials import Credentials, from_environment, parse_credentials_file, resolve
+from hocker_fetch.auth import resolve_credentials as resolve
+from hocker_fetch.credentials import Credentials, from_environment, parse_credentials_file
 from hocker_fetch.digest import (DigestVerifier, nix_base32, nix_base32_decode, parse_digest, to_nix_base32,
                                  to_sri)
 from hocker_fetch.errors import HockerError, ManifestError, UsageError, VerificationError
