@@ -4,13 +4,13 @@ Every blob's size is known from the manifest before a byte is downloaded, so
 the complete layout of a tar file can be computed first
 (:class:`TarLayout`), its headers and small members written, and the layers
 then downloaded in parallel straight to their final offsets through
-:class:`~hocker_fetch.output.RegionSink`\\ s.
+:class:`~hocker_fetch.sinks.RegionSink`\\ s.
 
 Typical use::
 
     plan = plan_docker_archive(config_digest, config_bytes, manifest["layers"], ["name:tag"])
     # or: plan = plan_oci_layout(manifest_bytes, config_bytes, ref_name="tag", image_name="reg/name:tag")
-    with AtomicFile(out) as af:                       # hocker_fetch.output
+    with AtomicFile(out) as af:                       # hocker_fetch.atomic
         sinks = write_tar(plan, af)                    # {digest: RegionSink}
         ...fetch every digest into sinks[digest] (in parallel if you like)...
         for s in sinks.values(): s.verify_complete()
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import ManifestError, UsageError, VerificationError
-from .output import FileSink, RegionSink
+from .sinks import FileSink, RegionSink
 
 __all__ = [
     "BLOCK",
@@ -471,7 +471,7 @@ def write_tar(plan: ArchivePlan, out: Any) -> Dict[str, RegionSink]:
 
 
 def write_dir(plan: ArchivePlan, out: Any) -> Dict[str, FileSink]:
-    """Write ``plan`` as a directory tree into ``out`` (an :class:`~hocker_fetch.output.AtomicDir`).
+    """Write ``plan`` as a directory tree into ``out`` (an :class:`~hocker_fetch.atomic.AtomicDir`).
 
     Static members are written now; returns ``{digest: FileSink}`` over
     freshly created blob files (closed and fsynced by the AtomicDir's commit).

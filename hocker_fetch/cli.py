@@ -123,7 +123,7 @@ def emit_bytes(data: bytes, out: Optional[str]) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    from .output import AtomicFile
+    from .atomic import AtomicFile
 
     with AtomicFile(out) as f:
         f.write(data)
@@ -224,7 +224,8 @@ def layer_main(argv: Optional[Sequence[str]] = None) -> int:
 
     def body() -> None:
         from .digest import parse_digest
-        from .output import AtomicFile, FileSink
+        from .atomic import AtomicFile
+        from .sinks import FileSink
         from .progress import Progress
 
         digest = parse_digest(args.layer)

@@ -31,8 +31,8 @@ from .errors import (AuthError, HockerError, ManifestError, NotFoundError, Regis
                      VerificationError)
 from .manifest import (ACCEPT, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
                        ImageIndex, ImageManifest, Parsed, Platform, parse_manifest, select_platform)
-from .output import BlobSink
 from .reference import Reference
+from .sinks import BlobSink, BytesSink
 
 CHUNK = 1 << 20
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -304,7 +304,7 @@ class RegistryClient:
         """A small blob (the config) in memory, verified."""
         if descriptor.size > limit:
             raise ManifestError(f"blob {descriptor.digest} is {descriptor.size} bytes, more than {limit} allowed")
-        sink = _BytesSink()
+        sink = BytesSink()
         self.fetch_blob(repository, descriptor.digest, descriptor.size, sink)
         return bytes(sink.buffer)
 
@@ -428,20 +428,6 @@ def _check(cancel: Optional[threading.Event]) -> None:
 
 class _TryPlainHttp(Exception):
     """First contact over https failed in a way that means the server speaks plain http."""
-
-
-class _BytesSink:
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.buffer += data
-
-    def restart(self) -> None:
-        self.buffer.clear()
-
-    def tell(self) -> int:
-        return len(self.buffer)
 
 
 def _reason(exc: BaseException) -> str:

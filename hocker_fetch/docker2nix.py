@@ -158,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
             return
-        from .output import AtomicFile
+        from .atomic import AtomicFile
 
         with AtomicFile(args.out) as f:
             f.write(text.encode())

@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Mapping, Optional, Sequence
 
 from .archive import BlobRef, plan_docker_archive, plan_oci_layout, write_dir, write_tar
+from .atomic import AtomicDir, AtomicFile
 from .client import RegistryClient, Resolved
 from .errors import NotFoundError
-from .output import AtomicDir, AtomicFile, BlobSink
 from .progress import Progress
 from .reference import Reference
+from .sinks import BlobSink
 
 FORMATS = ("docker-archive", "oci", "oci-archive")
 
@@ -65,7 +66,7 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobS
                 raise NotFoundError(f"{exc}: it is a foreign (non-distributable) layer the registry does not "
                                     "serve; fetch it from its URLs yourself") from None
             raise
-        sink.verify_complete()  # type: ignore[attr-defined]
+        sink.verify_complete()
         if progress:
             progress.item_done()
 

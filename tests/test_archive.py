@@ -29,7 +29,7 @@ from hocker_fetch.archive import (
     write_tar,
 )
 from hocker_fetch.errors import ManifestError, UsageError, VerificationError
-from hocker_fetch.output import AtomicDir, AtomicFile
+from hocker_fetch.atomic import AtomicDir, AtomicFile
 
 SKOPEO = shutil.which("skopeo")
 PODMAN = shutil.which("podman")
