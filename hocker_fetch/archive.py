@@ -43,13 +43,13 @@ OCI layout member order: ``oci-layout``, ``index.json``, then
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from .digest import parse_digest, sha256_digest, verify_bytes
 from .errors import ManifestError, UsageError, VerificationError
 from .sinks import FileSink, RegionSink
 
@@ -75,7 +75,6 @@ OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 
-_DIGEST_RE = re.compile(r"\A(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
 _TAG_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
@@ -93,14 +92,18 @@ def _pad(n: int) -> int:
 
 @dataclass(frozen=True)
 class BlobRef:
-    """A blob to be downloaded: its digest (``sha256:<hex>`` or ``sha512:<hex>``), size and media type."""
+    """A blob to be downloaded: its digest (``sha256:<hex>``, digest.parse_digest's rule), size and media type."""
 
     digest: str
     size: int
     media_type: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.digest, str) or not _DIGEST_RE.match(self.digest):
+        try:
+            valid = isinstance(self.digest, str) and parse_digest(self.digest) == self.digest
+        except UsageError:
+            valid = False
+        if not valid:
             raise ManifestError(f"unsupported or malformed digest: {self.digest!r}")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
             raise ManifestError(f"bad size for {self.digest}: {self.size!r}")
@@ -128,19 +131,13 @@ class BlobRef:
         raise ManifestError(f"not a descriptor: {descriptor!r}")
 
 
-def _digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
 def _check_digest(what: str, data: bytes, digest: Optional[str]) -> str:
     """Return the digest of ``data``; VerificationError if it differs from ``digest``."""
     if digest is None:
-        return _digest_of(data)
+        return sha256_digest(data)
     BlobRef(digest, len(data))  # validates the digest's form
-    actual = _digest_of(data, digest.split(":", 1)[0])
-    if actual != digest:
-        raise VerificationError(f"{what} digest mismatch: expected {digest}, got {actual}")
-    return actual
+    verify_bytes(data, digest, what=what)
+    return digest
 
 
 # --------------------------------------------------------------------------- plans

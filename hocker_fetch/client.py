@@ -7,7 +7,6 @@ resume with Range when the server allows it.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import queue
@@ -26,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from . import __version__
 from .auth import RegistryAuth, check_transport, is_loopback
 from .credentials import Credentials
-from .digest import DigestVerifier, parse_digest
+from .digest import DigestVerifier, parse_digest, sha256_digest
 from .errors import (AuthError, HockerError, ManifestError, NotFoundError, RegistryError, UsageError,
                      VerificationError)
 from .manifest import (ACCEPT, MANIFEST_TYPES, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, Descriptor,
@@ -257,7 +256,7 @@ class RegistryClient:
                     continue
                 content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
             break
-        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
+        actual = sha256_digest(raw)
         if by_digest and actual != reference:
             raise VerificationError(f"{what}: content has digest {actual}")
         # For a tag, the digest is what we computed: some registries send a Docker-Content-Digest that

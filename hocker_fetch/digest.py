@@ -42,6 +42,22 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def file_digest(path: str, chunk_size: int = 1 << 20) -> str:
+    """The digest of a file's bytes, read a chunk at a time (a layer need not fit in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def verify_bytes(data: bytes, expected: str, size: int | None = None, what: str = "blob") -> None:
+    """VerificationError unless `data` is exactly the bytes `expected` (and `size`, when given) names."""
+    verifier = DigestVerifier(expected, size, what)
+    verifier.update(data)
+    verifier.check()
+
+
 def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 

@@ -19,7 +19,6 @@ A null digest (a hocker-era config fetched by tag) is computed from the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -28,26 +27,18 @@ import sys
 from typing import Any, BinaryIO, Iterator, Optional, Sequence
 
 from .archive import BLOCK, BlobRef, plan_docker_archive, plan_oci_layout
-from .digest import parse_digest
+from .digest import file_digest, parse_digest
 from .errors import HockerError, UsageError
 
 PROG = "hocker-nixbuild"
 COPY_CHUNK = 1 << 20
 
 
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(COPY_CHUNK), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def _blob(entry: dict[str, Any]) -> tuple[str, str]:
     """(digest, path) of a spec entry; the digest is computed when the spec does not know it."""
     path = entry["path"]
     digest = entry.get("digest")
-    return (parse_digest(digest) if digest else _file_digest(path)), path
+    return (parse_digest(digest) if digest else file_digest(path)), path
 
 
 def load_spec(text: str) -> dict[str, Any]:
@@ -94,7 +85,7 @@ def oci_members(spec: dict[str, Any]) -> list[tuple[str, bytes | str]]:
     plan = plan_oci_layout(manifest_bytes, config_bytes, media_type=manifest.get("mediaType") or None,
                            ref_name=spec.get("tag"), image_name=spec.get("image"),
                            manifest_digest=manifest_digest, platform=platform)
-    paths = {parse_digest(e["digest"]) if e.get("digest") else _file_digest(e["path"]): e["path"]
+    paths = {parse_digest(e["digest"]) if e.get("digest") else file_digest(e["path"]): e["path"]
              for e in spec["layers"]}
     out: list[tuple[str, bytes | str]] = []
     for name, value in plan.entries:

@@ -361,6 +361,7 @@ def test_config_bytes_must_match_their_digest():
 
 @pytest.mark.parametrize("digest", [
     "sha256:../../../etc/passwd", "sha256:" + "A" * 64, "md5:" + "0" * 32, "sha256:" + "0" * 63, "",
+    "sha512:" + "0" * 128,
 ])
 def test_malformed_digests_never_become_paths(digest):
     img = Image(12, nlayers=1)
