@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .digest import parse_digest, sha256_digest, verify_bytes
 from .errors import ManifestError, UsageError, VerificationError
+from .reference import TAG
 from .sinks import FileSink, RegionSink
 
 __all__ = [
@@ -74,8 +74,6 @@ OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
-
-_TAG_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def _json(obj: Any) -> bytes:
@@ -197,7 +195,7 @@ def _split_repo_tag(repo_tag: str) -> Tuple[str, str]:
         raise UsageError(f"a docker-archive tag must be name:tag, not a digest reference: {repo_tag}")
     colon, slash = repo_tag.rfind(":"), repo_tag.rfind("/")
     name, tag = repo_tag[:colon], repo_tag[colon + 1 :]
-    if colon <= slash or not name or not _TAG_RE.match(tag):
+    if colon <= slash or not name or not TAG.fullmatch(tag):
         raise UsageError(f"a docker-archive tag must be name:tag: {repo_tag!r}")
     return name, tag
 
