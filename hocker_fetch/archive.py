@@ -50,6 +50,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .digest import parse_digest, sha256_digest, verify_bytes
 from .errors import ManifestError, UsageError, VerificationError
+from .manifest import OCI_INDEX, OCI_MANIFEST
 from .reference import TAG
 from .sinks import FileSink, RegionSink
 
@@ -64,14 +65,10 @@ __all__ = [
     "write_tar",
     "write_dir",
     "OCI_LAYOUT",
-    "OCI_INDEX_MEDIA_TYPE",
-    "OCI_MANIFEST_MEDIA_TYPE",
 ]
 
 BLOCK = 512
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 
@@ -281,7 +278,7 @@ def plan_oci_layout(
     if len(config_bytes) != config_ref.size:
         raise VerificationError(f"config size {len(config_bytes)} differs from its descriptor's {config_ref.size}")
     manifest_digest = _check_digest("manifest", manifest_bytes, manifest_digest)
-    mt = media_type or manifest.get("mediaType") or OCI_MANIFEST_MEDIA_TYPE
+    mt = media_type or manifest.get("mediaType") or OCI_MANIFEST
 
     desc: Dict[str, Any] = {"mediaType": mt, "digest": manifest_digest, "size": len(manifest_bytes)}
     if platform:
@@ -293,7 +290,7 @@ def plan_oci_layout(
         annotations[REF_NAME_ANNOTATION] = ref_name
     if annotations:
         desc["annotations"] = annotations
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE, "manifests": [desc]}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
 
     def blob_path(digest: str) -> str:
         alg, hx = digest.split(":", 1)
