@@ -1,15 +1,13 @@
 """docker-archive and OCI image layout outputs, written without copying any blob twice.
 
-Every blob's size is known from the manifest before a byte is downloaded, so
-the complete layout of a tar file can be computed first
-(:class:`TarLayout`), its headers and small members written, and the layers
-then downloaded in parallel straight to their final offsets through
-:class:`~hocker_fetch.sinks.RegionSink`\\ s.
+Every blob's size is known from the manifest before a byte is downloaded, so the complete layout of a tar
+file can be computed first (`TarLayout`), its headers and small members written, and the layers then
+downloaded in parallel straight to their final offsets through `sinks.RegionSink`s.
 
-Typical use::
+Typical use:
 
-    plan = plan_docker_archive(config_digest, config_bytes, manifest["layers"], ["name:tag"])
-    # or: plan = plan_oci_layout(manifest_bytes, config_bytes, ref_name="tag", image_name="reg/name:tag")
+    plan = plan_docker_archive(manifest.config, config_bytes, manifest.layers, ["name:tag"])
+    # or: plan = plan_oci_layout(manifest, config_bytes, ref_name="tag", image_name="reg/name:tag")
     with AtomicFile(out) as af:                       # hocker_fetch.atomic
         sinks = write_tar(plan, af)                    # {digest: RegionSink}
         ...fetch every digest into sinks[digest] (in parallel if you like)...
@@ -19,26 +17,24 @@ Typical use::
         sinks = write_dir(plan, ad)                    # {digest: FileSink}
         ...
 
-An :class:`ArchivePlan` is an ordered list of members, each either small
-static bytes (manifest.json, index.json, the config, ...) or a :class:`BlobRef`
-(digest, size, mediaType) to be downloaded.  Member order and every header
-byte are fixed by this module (not by the Python version), so the same image
-always produces the same tar, byte for byte -- Nix hashes stay stable.
+An `ArchivePlan` is an ordered list of members, each either small static bytes (manifest.json, index.json,
+the config, ...) or a `manifest.Descriptor` of a blob to be downloaded. Descriptors are validated when made,
+so no malformed digest can become a member name. Member order and every header byte are fixed by this module
+(not by the Python version), so the same image always produces the same tar, byte for byte: Nix hashes stay
+stable.
 
-Tar format: POSIX ustar with PAX extended headers only where needed (names
-longer than 100 bytes or not ASCII, sizes of 8 GiB or more).  Every member is a
-regular file, mode 0644, uid/gid 0, empty uname/gname, mtime 0; a PAX header is
-named ``././@PaxHeader``.  The archive ends with two zero blocks (no padding
-to a 10 KiB record).
+Tar format: POSIX ustar with PAX extended headers only where needed (names longer than 100 bytes or not
+ASCII, sizes of 8 GiB or more). Every member is a regular file, mode 0644, uid/gid 0, empty uname/gname,
+mtime 0; a PAX header is named `././@PaxHeader`. The archive ends with two zero blocks (no padding to a
+10 KiB record).
 
-docker-archive member order: ``manifest.json``, ``repositories`` (when there
-are RepoTags and layers), ``<config-hex>.json``, then one ``<layer-hex>.tar``
-per distinct layer in manifest order.  Layers are embedded as served
-(compressed); ``docker load``, ``podman load`` and ``skopeo`` decompress them
-themselves and check them against the config's ``rootfs.diff_ids``.
+docker-archive member order: `manifest.json`, `repositories` (when there are RepoTags and layers),
+`<config-hex>.json`, then one `<layer-hex>.tar` per distinct layer in manifest order. Layers are embedded as
+served (compressed); `docker load`, `podman load` and `skopeo` decompress them themselves and check them
+against the config's `rootfs.diff_ids`.
 
-OCI layout member order: ``oci-layout``, ``index.json``, then
-``blobs/<alg>/<hex>`` for the manifest, the config and each distinct layer.
+OCI layout member order: `oci-layout`, `index.json`, then `blobs/<alg>/<hex>` for the manifest, the config
+and each distinct layer.
 """
 
 from __future__ import annotations
@@ -46,17 +42,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .digest import parse_digest, sha256_digest, verify_bytes
-from .errors import ManifestError, UsageError, VerificationError
-from .manifest import OCI_INDEX, OCI_MANIFEST
+from .digest import verify_bytes
+from .errors import UsageError
+from .manifest import OCI_INDEX, Descriptor, ImageManifest, Platform
 from .reference import TAG
 from .sinks import FileSink, RegionSink
 
 __all__ = [
     "BLOCK",
-    "BlobRef",
     "ArchivePlan",
     "TarMember",
     "TarLayout",
@@ -82,71 +77,18 @@ def _pad(n: int) -> int:
     return -n % BLOCK
 
 
-# --------------------------------------------------------------------------- blobs
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """A blob to be downloaded: its digest (``sha256:<hex>``, digest.parse_digest's rule), size and media type."""
-
-    digest: str
-    size: int
-    media_type: str = ""
-
-    def __post_init__(self) -> None:
-        try:
-            valid = isinstance(self.digest, str) and parse_digest(self.digest) == self.digest
-        except UsageError:
-            valid = False
-        if not valid:
-            raise ManifestError(f"unsupported or malformed digest: {self.digest!r}")
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
-            raise ManifestError(f"bad size for {self.digest}: {self.size!r}")
-
-    @property
-    def algorithm(self) -> str:
-        return self.digest.split(":", 1)[0]
-
-    @property
-    def hex(self) -> str:
-        return self.digest.split(":", 1)[1]
-
-    @classmethod
-    def of(cls, descriptor: Union["BlobRef", Mapping[str, Any], Sequence[Any]]) -> "BlobRef":
-        """From a BlobRef, an OCI/docker descriptor dict, or a ``(digest, size[, mediaType])`` tuple."""
-        if isinstance(descriptor, BlobRef):
-            return descriptor
-        if isinstance(descriptor, Mapping):
-            try:
-                return cls(descriptor["digest"], descriptor["size"], descriptor.get("mediaType") or "")
-            except KeyError as exc:
-                raise ManifestError(f"descriptor without {exc.args[0]}") from None
-        if isinstance(descriptor, (tuple, list)) and len(descriptor) in (2, 3):
-            return cls(*descriptor)
-        raise ManifestError(f"not a descriptor: {descriptor!r}")
-
-
-def _check_digest(what: str, data: bytes, digest: Optional[str]) -> str:
-    """Return the digest of ``data``; VerificationError if it differs from ``digest``."""
-    if digest is None:
-        return sha256_digest(data)
-    BlobRef(digest, len(data))  # validates the digest's form
-    verify_bytes(data, digest, what=what)
-    return digest
-
-
 # --------------------------------------------------------------------------- plans
 
-Entry = Tuple[str, Union[bytes, BlobRef]]
+Entry = Tuple[str, Union[bytes, Descriptor]]
 
 
 @dataclass(frozen=True)
 class ArchivePlan:
     """The members of an archive/layout, in order: static bytes or blobs to download.
 
-    * ``entries``: ``((name, bytes | BlobRef), ...)`` in archive order;
-    * ``static``: ``{name: bytes}``; ``blobs``: ``{name: BlobRef}``;
-    * ``blob_names``: ``{digest: name}`` (each distinct blob appears once).
+    * `entries`: `((name, bytes | Descriptor), ...)` in archive order;
+    * `static`: `{name: bytes}`; `blobs`: `{name: Descriptor}`;
+    * `blob_names`: `{digest: name}` (each distinct blob appears once).
     """
 
     entries: Tuple[Entry, ...]
@@ -156,12 +98,12 @@ class ArchivePlan:
         return {n: v for n, v in self.entries if isinstance(v, bytes)}
 
     @property
-    def blobs(self) -> Dict[str, BlobRef]:
-        return {n: v for n, v in self.entries if isinstance(v, BlobRef)}
+    def blobs(self) -> Dict[str, Descriptor]:
+        return {n: v for n, v in self.entries if isinstance(v, Descriptor)}
 
     @property
     def blob_names(self) -> Dict[str, str]:
-        return {v.digest: n for n, v in self.entries if isinstance(v, BlobRef)}
+        return {v.digest: n for n, v in self.entries if isinstance(v, Descriptor)}
 
     def tar_layout(self) -> "TarLayout":
         return TarLayout((n, v if isinstance(v, bytes) else v.size) for n, v in self.entries)
@@ -176,7 +118,7 @@ class _PlanBuilder:
         self.entries: List[Entry] = []
         self.names: set = set()
 
-    def add(self, name: str, value: Union[bytes, BlobRef]) -> bool:
+    def add(self, name: str, value: Union[bytes, Descriptor]) -> bool:
         if name in self.names:
             return False
         self.names.add(name)
@@ -198,32 +140,30 @@ def _split_repo_tag(repo_tag: str) -> Tuple[str, str]:
 
 
 def plan_docker_archive(
-    config_digest: Optional[str],
+    config: Descriptor,
     config_bytes: bytes,
-    layers: Iterable[Union[BlobRef, Mapping[str, Any], Sequence[Any]]],
+    layers: Iterable[Descriptor],
     repo_tags: Sequence[str] = (),
 ) -> ArchivePlan:
-    """Members of a ``docker load`` archive.
+    """Members of a `docker load` archive.
 
-    * ``<config-hex>.json``: ``config_bytes`` exactly (checked against
-      ``config_digest`` if given), so the loaded image ID is the config digest;
-    * ``<layer-hex>.tar`` per distinct layer: the blob as served (gzip, zstd
-      or plain tar; loaders detect and decompress it);
-    * ``manifest.json``: ``[{"Config":..,"RepoTags":[..],"Layers":[..]}]``
-      (a layer listed twice in the manifest is listed twice here, stored once);
-    * ``repositories``: ``{name: {tag: <hex of the top layer>}}`` -- legacy,
-      only read by loaders when manifest.json is absent; ``docker save`` puts
-      the top layer's v1 ID there, we put the top layer member's hex.
+    * `<config-hex>.json`: `config_bytes` exactly (VerificationError unless they are what `config` names),
+      so the loaded image ID is the config digest;
+    * `<layer-hex>.tar` per distinct layer: the blob as served (gzip, zstd or plain tar; loaders detect and
+      decompress it);
+    * `manifest.json`: `[{"Config":..,"RepoTags":[..],"Layers":[..]}]` (a layer listed twice in the
+      manifest is listed twice here, stored once);
+    * `repositories`: `{name: {tag: <hex of the top layer>}}`: legacy, only read by loaders when
+      manifest.json is absent; `docker save` puts the top layer's v1 ID there, we put the top layer
+      member's hex.
 
-    ``layers`` are descriptors (dicts with digest/size/mediaType, or BlobRefs)
-    in manifest order; ``repo_tags`` are ``name:tag`` strings (UsageError
-    otherwise).
+    `layers` are in manifest order; `repo_tags` are `name:tag` strings (UsageError otherwise).
     """
-    config_digest = _check_digest("config", config_bytes, config_digest)
-    refs = [BlobRef.of(d) for d in layers]
+    verify_bytes(config_bytes, config.digest, config.size, "config")
+    refs = list(layers)
     tags = list(repo_tags)
     parsed = [_split_repo_tag(t) for t in tags]
-    config_name = config_digest.split(":", 1)[1] + ".json"
+    config_name = config.hex + ".json"
     layer_names = [r.hex + ".tar" for r in refs]
 
     b = _PlanBuilder()
@@ -240,49 +180,32 @@ def plan_docker_archive(
 
 
 def plan_oci_layout(
-    manifest_bytes: bytes,
+    manifest: ImageManifest,
     config_bytes: bytes,
     *,
-    media_type: Optional[str] = None,
     ref_name: Optional[str] = None,
     image_name: Optional[str] = None,
-    manifest_digest: Optional[str] = None,
-    platform: Optional[Mapping[str, Any]] = None,
+    platform: Optional[Platform] = None,
 ) -> ArchivePlan:
     """Members of an OCI image layout holding one image manifest.
 
-    The manifest is kept exactly as served (``manifest_bytes``, checked against
-    ``manifest_digest`` if given); its config descriptor and layers are read
-    from it, and ``config_bytes`` must match the config digest.  ``media_type``
-    is the manifest's media type (the registry's Content-Type); when omitted
-    the manifest's own ``mediaType`` field is used, else the OCI manifest type.
-    Docker schema2 manifests are stored as they are (skopeo reads them from an
-    OCI layout).
+    The manifest is stored exactly as served (`manifest.raw`, checked against `manifest.digest`) under its
+    own media type; docker schema2 manifests are stored as they are (skopeo reads them from an OCI layout).
+    `config_bytes` must be what the manifest's config descriptor names (VerificationError).
 
-    ``index.json`` gets one descriptor (mediaType, digest, size, optional
-    ``platform``) annotated with ``org.opencontainers.image.ref.name`` =
-    ``ref_name`` (the tag) and ``io.containerd.image.name`` = ``image_name``
-    (the full name), each only when given.
+    `index.json` gets one descriptor (mediaType, digest, size, optional `platform`) annotated with
+    `org.opencontainers.image.ref.name` = `ref_name` (the tag) and `io.containerd.image.name` =
+    `image_name` (the full name), each only when given.
     """
-    try:
-        manifest = json.loads(manifest_bytes)
-    except (ValueError, RecursionError) as exc:
-        raise ManifestError(f"manifest is not JSON: {exc}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
-        raise ManifestError("not an image manifest (no config descriptor)")
-    layers = manifest.get("layers")
-    if not isinstance(layers, list):
-        raise ManifestError("not an image manifest (no layers list)")
-    config_ref = BlobRef.of(manifest["config"])
-    _check_digest("config", config_bytes, config_ref.digest)
-    if len(config_bytes) != config_ref.size:
-        raise VerificationError(f"config size {len(config_bytes)} differs from its descriptor's {config_ref.size}")
-    manifest_digest = _check_digest("manifest", manifest_bytes, manifest_digest)
-    mt = media_type or manifest.get("mediaType") or OCI_MANIFEST
+    entry = manifest.descriptor
+    verify_bytes(config_bytes, manifest.config.digest, manifest.config.size, "config")
+    verify_bytes(manifest.raw, entry.digest, what="manifest")
 
-    desc: Dict[str, Any] = {"mediaType": mt, "digest": manifest_digest, "size": len(manifest_bytes)}
+    desc: Dict[str, Any] = {"mediaType": entry.media_type, "digest": entry.digest, "size": entry.size}
     if platform:
-        desc["platform"] = dict(platform)
+        desc["platform"] = {"architecture": platform.architecture, "os": platform.os}
+        if platform.variant:
+            desc["platform"]["variant"] = platform.variant
     annotations: Dict[str, str] = {}
     if image_name:
         annotations[CONTAINERD_NAME_ANNOTATION] = image_name
@@ -292,18 +215,16 @@ def plan_oci_layout(
         desc["annotations"] = annotations
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
 
-    def blob_path(digest: str) -> str:
-        alg, hx = digest.split(":", 1)
-        return f"blobs/{alg}/{hx}"
+    def blob_path(d: Descriptor) -> str:
+        return "blobs/" + d.digest.replace(":", "/", 1)
 
     b = _PlanBuilder()
     b.add("oci-layout", OCI_LAYOUT)
     b.add("index.json", _json(index))
-    b.add(blob_path(manifest_digest), bytes(manifest_bytes))
-    b.add(blob_path(config_ref.digest), bytes(config_bytes))
-    for d in layers:
-        ref = BlobRef.of(d)
-        b.add(blob_path(ref.digest), ref)
+    b.add(blob_path(entry), bytes(manifest.raw))
+    b.add(blob_path(manifest.config), bytes(config_bytes))
+    for layer in manifest.layers:
+        b.add(blob_path(layer), layer)
     return b.plan()
 
 
@@ -311,7 +232,7 @@ def plan_oci_layout(
 
 
 def _octal(value: int, width: int) -> bytes:
-    """``width-1`` zero-padded octal digits and a NUL."""
+    """`width-1` zero-padded octal digits and a NUL."""
     digits = b"%0*o" % (width - 1, value)
     if len(digits) > width - 1:
         raise ValueError(f"{value} does not fit a {width}-byte tar field")
@@ -382,14 +303,12 @@ class TarMember:
 class TarLayout:
     """The byte layout of a tar file, computed before any member's data exists.
 
-    ``members`` is an ordered iterable of ``(name, size)`` for regions filled
-    later and ``(name, bytes)`` for small in-memory members.  Attributes:
-    ``members`` (list of :class:`TarMember`), ``total_size``.
+    `members` is an ordered iterable of `(name, size)` for regions filled later and `(name, bytes)` for
+    small in-memory members. Attributes: `members` (list of `TarMember`), `total_size`.
 
-    :meth:`write_skeleton` writes headers, in-memory data, padding and the two
-    end-of-archive zero blocks, and sizes the file; each remaining region
-    ``[data_offset(name), +size)`` is then filled by a :class:`RegionSink`
-    (:meth:`region_sink`), in any order and from any thread.
+    `write_skeleton` writes headers, in-memory data, padding and the two end-of-archive zero blocks, and
+    sizes the file; each remaining region `[data_offset(name), +size)` is then filled by a `RegionSink`
+    (`region_sink`), in any order and from any thread.
     """
 
     def __init__(self, members: Iterable[Tuple[str, Union[int, bytes]]]) -> None:
@@ -420,9 +339,9 @@ class TarLayout:
         return self._by_name[name].data_offset
 
     def write_skeleton(self, fd: int) -> None:
-        """Write everything but the regions; the file is truncated and sized to ``total_size``.
+        """Write everything but the regions; the file is truncated and sized to `total_size`.
 
-        Sizing with ``ftruncate`` makes all padding and the end blocks zeros
+        Sizing with `ftruncate` makes all padding and the end blocks zeros
         (and the unfilled regions holes, until their sinks fill them).
         """
         os.ftruncate(fd, 0)
@@ -450,10 +369,10 @@ def _fileno(out: Any) -> int:
 
 
 def write_tar(plan: ArchivePlan, out: Any) -> Dict[str, RegionSink]:
-    """Lay ``plan`` out as a tar in ``out`` (an AtomicFile, file object or fd).
+    """Lay `plan` out as a tar in `out` (an AtomicFile, file object or fd).
 
-    Writes the skeleton and returns ``{digest: RegionSink}`` for every blob
-    still to be fetched; fill each, call ``verify_complete()`` on each, then
+    Writes the skeleton and returns `{digest: RegionSink}` for every blob
+    still to be fetched; fill each, call `verify_complete()` on each, then
     commit the AtomicFile.
     """
     fd = _fileno(out)
@@ -463,9 +382,9 @@ def write_tar(plan: ArchivePlan, out: Any) -> Dict[str, RegionSink]:
 
 
 def write_dir(plan: ArchivePlan, out: Any) -> Dict[str, FileSink]:
-    """Write ``plan`` as a directory tree into ``out`` (an :class:`~hocker_fetch.atomic.AtomicDir`).
+    """Write `plan` as a directory tree into `out` (an `atomic.AtomicDir`).
 
-    Static members are written now; returns ``{digest: FileSink}`` over
+    Static members are written now; returns `{digest: FileSink}` over
     freshly created blob files (closed and fsynced by the AtomicDir's commit).
     """
     for name, value in plan.entries:

@@ -92,7 +92,7 @@ def generate(args: argparse.Namespace) -> str:
     """Resolve the image (fetching only manifests) and render the expression or the lock file."""
     from .digest import sha256_digest
     from .manifest import MANIFEST_TYPES, ImageIndex, ImageManifest, parse_manifest, select_platform
-    from .nixgen import Blob, pin_from_parts, registry_uri, render_json, render_nix
+    from .nixgen import pin_from_parts, registry_uri, render_json, render_nix
 
     ref = image_reference(args)
     wanted = _platforms(args)
@@ -123,7 +123,7 @@ def generate(args: argparse.Namespace) -> str:
                                     f"platforms ({', '.join(map(str, wanted))})")
             manifests.append((top, None))
         else:
-            index = Blob(top.digest, len(top.raw), top.media_type)
+            index = top.descriptor
             entries = top.platforms() if wanted is None else [select_platform(top, w) for w in wanted]
             entries = [e for e in entries if e.media_type in MANIFEST_TYPES]
             if not entries:

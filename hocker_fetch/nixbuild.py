@@ -26,9 +26,10 @@ import shutil
 import sys
 from typing import Any, BinaryIO, Iterator, Optional, Sequence
 
-from .archive import BLOCK, BlobRef, plan_docker_archive, plan_oci_layout
+from .archive import BLOCK, plan_docker_archive, plan_oci_layout
 from .digest import file_digest, parse_digest
-from .errors import HockerError, UsageError
+from .errors import HockerError, ManifestError, UsageError
+from .manifest import Descriptor, ImageManifest, Platform, parse_manifest
 
 PROG = "hocker-nixbuild"
 COPY_CHUNK = 1 << 20
@@ -39,6 +40,11 @@ def _blob(entry: dict[str, Any]) -> tuple[str, str]:
     path = entry["path"]
     digest = entry.get("digest")
     return (parse_digest(digest) if digest else file_digest(path)), path
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def load_spec(text: str) -> dict[str, Any]:
@@ -54,39 +60,36 @@ def load_spec(text: str) -> dict[str, Any]:
 def docker_members(spec: dict[str, Any]) -> list[tuple[str, bytes | str]]:
     """The docker-archive members in order: (name, bytes) for small files, (name, store path) for layers."""
     config_digest, config_path = _blob(spec["config"])
-    with open(config_path, "rb") as f:
-        config_bytes = f.read()
-    paths: dict[str, str] = {}
-    refs = []
-    for entry in spec["layers"]:
-        digest, path = _blob(entry)
-        paths[digest] = path
-        refs.append(BlobRef(digest, os.path.getsize(path)))
-    plan = plan_docker_archive(config_digest, config_bytes, refs, list(spec.get("repoTags") or ()))
+    config_bytes = _read(config_path)
+    # the spec has no media types, and a docker-archive does not record them
+    config = Descriptor("", config_digest, len(config_bytes))
+    layers = [_blob(entry) for entry in spec["layers"]]
+    paths = dict(layers)
+    refs = [Descriptor("", digest, os.path.getsize(path)) for digest, path in layers]
+    plan = plan_docker_archive(config, config_bytes, refs, list(spec.get("repoTags") or ()))
     return [(name, value if isinstance(value, bytes) else paths[value.digest]) for name, value in plan.entries]
 
 
+def _platform(text: Optional[str]) -> Optional[Platform]:
+    """The spec's `os/arch[/variant]`, kept as written (index.json says what the spec says)."""
+    if not text:
+        return None
+    parts = text.split("/")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) > 2 else None)
+
+
 def oci_members(spec: dict[str, Any]) -> list[tuple[str, bytes | str]]:
-    manifest = spec.get("manifest")
-    if not manifest:
+    pinned = spec.get("manifest")
+    if not pinned:
         raise UsageError("an OCI layout needs the pinned manifest (imageDigest): regenerate with docker2nix")
-    manifest_digest, manifest_path = _blob(manifest)
-    config_digest, config_path = _blob(spec["config"])
-    with open(manifest_path, "rb") as f:
-        manifest_bytes = f.read()
-    with open(config_path, "rb") as f:
-        config_bytes = f.read()
-    platform = None
-    if spec.get("platform"):
-        parts = spec["platform"].split("/")
-        platform = {"architecture": parts[1], "os": parts[0]}
-        if len(parts) > 2:
-            platform["variant"] = parts[2]
-    plan = plan_oci_layout(manifest_bytes, config_bytes, media_type=manifest.get("mediaType") or None,
-                           ref_name=spec.get("tag"), image_name=spec.get("image"),
-                           manifest_digest=manifest_digest, platform=platform)
-    paths = {parse_digest(e["digest"]) if e.get("digest") else file_digest(e["path"]): e["path"]
-             for e in spec["layers"]}
+    manifest_digest, manifest_path = _blob(pinned)
+    manifest = parse_manifest(_read(manifest_path), manifest_digest, pinned.get("mediaType") or None)
+    if not isinstance(manifest, ImageManifest):
+        raise ManifestError(f"the pinned manifest {manifest_digest} is an index, not an image manifest")
+    _, config_path = _blob(spec["config"])  # its digest is the manifest's to give
+    plan = plan_oci_layout(manifest, _read(config_path), ref_name=spec.get("tag"), image_name=spec.get("image"),
+                           platform=_platform(spec.get("platform")))
+    paths = dict(_blob(entry) for entry in spec["layers"])
     out: list[tuple[str, bytes | str]] = []
     for name, value in plan.entries:
         if isinstance(value, bytes):
