@@ -1,40 +1,11 @@
-"""docker-archive and OCI image layout outputs, written without copying any blob twice.
+"""docker-archive and OCI image layout outputs, planned from the manifest so no blob is copied twice.
 
-Every blob's size is known from the manifest before a byte is downloaded, so the complete layout of a tar
-file can be computed first (`TarLayout`), its headers and small members written, and the layers then
-downloaded in parallel straight to their final offsets through `sinks.RegionSink`s.
-
-Typical use:
-
-    plan = plan_docker_archive(manifest.config, config_bytes, manifest.layers, ["name:tag"])
-    # or: plan = plan_oci_layout(manifest, config_bytes, ref_name="tag", image_name="reg/name:tag")
-    with AtomicFile(out) as af:                       # hocker_fetch.atomic
-        sinks = write_tar(plan, af)                    # {digest: RegionSink}
-        ...fetch every digest into sinks[digest] (in parallel if you like)...
-        for s in sinks.values(): s.verify_complete()
-    # an OCI layout directory instead:
-    with AtomicDir(out) as ad:
-        sinks = write_dir(plan, ad)                    # {digest: FileSink}
-        ...
-
-An `ArchivePlan` is an ordered list of members, each either small static bytes (manifest.json, index.json,
-the config, ...) or a `manifest.Descriptor` of a blob to be downloaded. Descriptors are validated when made,
-so no malformed digest can become a member name. Member order and every header byte are fixed by this module
-(not by the Python version), so the same image always produces the same tar, byte for byte: Nix hashes stay
-stable.
-
-Tar format: POSIX ustar with PAX extended headers only where needed (names longer than 100 bytes or not
-ASCII, sizes of 8 GiB or more). Every member is a regular file, mode 0644, uid/gid 0, empty uname/gname,
-mtime 0; a PAX header is named `././@PaxHeader`. The archive ends with two zero blocks (no padding to a
-10 KiB record).
-
-docker-archive member order: `manifest.json`, `repositories` (when there are RepoTags and layers),
-`<config-hex>.json`, then one `<layer-hex>.tar` per distinct layer in manifest order. Layers are embedded as
-served (compressed); `docker load`, `podman load` and `skopeo` decompress them themselves and check them
-against the config's `rootfs.diff_ids`.
-
-OCI layout member order: `oci-layout`, `index.json`, then `blobs/<alg>/<hex>` for the manifest, the config
-and each distinct layer.
+Every blob's size is known from the manifest before a byte is downloaded, so the whole layout of the output
+(`ArchivePlan`: small static members and `manifest.Descriptor`s of blobs to fetch; for a tar, `TarLayout`:
+every header and offset) is computed first, the small members written, and the layers then downloaded in
+parallel straight to their final place through `sinks.RegionSink`s / `sinks.FileSink`s (see `image.py`).
+Member order and every header byte are fixed here, not by the Python version, so the same image always
+gives the same bytes: Nix hashes of the outputs stay stable.
 """
 
 from __future__ import annotations
@@ -145,17 +116,18 @@ def plan_docker_archive(
     layers: Iterable[Descriptor],
     repo_tags: Sequence[str] = (),
 ) -> ArchivePlan:
-    """Members of a `docker load` archive.
+    """Members of a `docker load` archive, in this order (`repositories` only with tags and layers):
 
-    * `<config-hex>.json`: `config_bytes` exactly (VerificationError unless they are what `config` names),
-      so the loaded image ID is the config digest;
-    * `<layer-hex>.tar` per distinct layer: the blob as served (gzip, zstd or plain tar; loaders detect and
-      decompress it);
     * `manifest.json`: `[{"Config":..,"RepoTags":[..],"Layers":[..]}]` (a layer listed twice in the
       manifest is listed twice here, stored once);
     * `repositories`: `{name: {tag: <hex of the top layer>}}`: legacy, only read by loaders when
       manifest.json is absent; `docker save` puts the top layer's v1 ID there, we put the top layer
-      member's hex.
+      member's hex;
+    * `<config-hex>.json`: `config_bytes` exactly (VerificationError unless they are what `config` names),
+      so the loaded image ID is the config digest;
+    * `<layer-hex>.tar` per distinct layer: the blob as served (gzip, zstd or plain tar; loaders detect and
+      decompress it; `docker load`, `podman load` and `skopeo` check it against the config's
+      `rootfs.diff_ids`).
 
     `layers` are in manifest order; `repo_tags` are `name:tag` strings (UsageError otherwise).
     """
@@ -187,7 +159,8 @@ def plan_oci_layout(
     image_name: Optional[str] = None,
     platform: Optional[Platform] = None,
 ) -> ArchivePlan:
-    """Members of an OCI image layout holding one image manifest.
+    """Members of an OCI image layout holding one image manifest: `oci-layout`, `index.json`, then
+    `blobs/<alg>/<hex>` for the manifest, the config and each distinct layer.
 
     The manifest is stored exactly as served (`manifest.raw`, checked against `manifest.digest`) under its
     own media type; docker schema2 manifests are stored as they are (skopeo reads them from an OCI layout).
@@ -270,7 +243,12 @@ _MAX_OCTAL_SIZE = 8**11 - 1
 
 
 def tar_header(name: str, size: int) -> bytes:
-    """The header block(s) of a regular-file member (PAX extended header when needed)."""
+    """The header block(s) of a regular-file member.
+
+    POSIX ustar with a PAX extended header (named `././@PaxHeader`) only where needed: names longer than
+    100 bytes or not ASCII, sizes of 8 GiB or more. Every member is a regular file, mode 0644, uid/gid 0,
+    empty uname/gname, mtime 0. A tar ends with two zero blocks (no padding to a 10 KiB record).
+    """
     if not name or "\0" in name:
         raise ValueError(f"bad tar member name: {name!r}")
     raw = name.encode("utf-8")

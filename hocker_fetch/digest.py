@@ -1,7 +1,9 @@
-"""Digests: parsing, streaming verification, and the re-encodings Nix wants (base32, SRI).
+"""Digests, and the only module that hashes: parsing, hashing bytes and files, streaming verification, and
+the re-encodings Nix wants (base32, SRI).
 
 A registry digest is the sha256 of the exact bytes served, and a flat fixed-output derivation's hash is the
 sha256 of the file it stores: the same 32 bytes. So a Nix hash is the digest re-encoded, no download needed.
+Hashing in one place keeps one rule for what a digest is (`parse_digest`: sha256 only).
 """
 
 from __future__ import annotations

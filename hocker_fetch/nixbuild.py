@@ -1,20 +1,8 @@
 """Builders for the non-fixed-output derivations of nix/default.nix, and the streamer behind compositeImage.sh.
 
-    python -m hocker_fetch.nixbuild composite        # builder: $out/compositeImage.sh + $out/image.json
-    python -m hocker_fetch.nixbuild docker-archive   # builder: $out = a `docker load` tar file
-    python -m hocker_fetch.nixbuild oci-layout       # builder: $out = an OCI image layout directory
-    python -m hocker_fetch.nixbuild stream SPEC.json # write the docker-load tar to stdout (compositeImage.sh)
-
-Builders read the derivation's attributes from the environment (Nix exports each one): `imageSpec` (JSON, see
-below), `out`, and for `composite` `python`/`shell`. Nothing touches the network: every input is a store path
-already verified by its fixed-output derivation. Every byte written is a function of the inputs only (fixed tar
-headers: mode 0644, uid/gid 0, mtime 0, fixed member order; see hocker_fetch.archive), so `nix-build --check`
-passes.
-
-imageSpec: {"config": {"path": P, "digest": D|null}, "layers": [{"path": P, "digest": D|null}, ...],
-            "repoTags": ["name:tag"], "manifest": {"path": P, "digest": D, "mediaType": T}|null,
-            "tag": "tag", "image": "name:tag", "platform": "os/arch[/variant]"|null}
-A null digest (a hocker-era config fetched by tag) is computed from the file.
+Nothing here touches the network: every input is a store path already verified by its fixed-output
+derivation, described by the derivation's `imageSpec` (see `load_spec`), and every byte written is a function
+of those inputs only (archive.py's fixed tar headers and member order), so `nix-build --check` passes.
 """
 
 from __future__ import annotations
@@ -48,6 +36,14 @@ def _read(path: str) -> bytes:
 
 
 def load_spec(text: str) -> dict[str, Any]:
+    """Parse the derivation's imageSpec:
+
+        {"config": {"path": P, "digest": D|null}, "layers": [{"path": P, "digest": D|null}, ...],
+         "repoTags": ["name:tag"], "manifest": {"path": P, "digest": D, "mediaType": T}|null,
+         "tag": "tag", "image": "name:tag", "platform": "os/arch[/variant]"|null}
+
+    A null digest (a hocker-era config fetched by tag) is computed from the file.
+    """
     try:
         spec = json.loads(text)
     except ValueError as exc:
@@ -176,6 +172,14 @@ def build_composite(spec: dict[str, Any], out: str, python: str, shell: str) -> 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The builders read the derivation's attributes from the environment (Nix exports each one):
+    `imageSpec`, `out`, and for `composite` `python`/`shell`.
+
+        python -m hocker_fetch.nixbuild composite        # $out/compositeImage.sh + $out/image.json
+        python -m hocker_fetch.nixbuild docker-archive   # $out = a `docker load` tar file
+        python -m hocker_fetch.nixbuild oci-layout       # $out = an OCI image layout directory
+        python -m hocker_fetch.nixbuild stream SPEC.json # the docker-load tar to stdout (compositeImage.sh)
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> None:
