@@ -177,7 +177,7 @@ def plan_oci_layout(
     desc: Dict[str, Any] = {"mediaType": entry.media_type, "digest": entry.digest, "size": entry.size}
     if platform:
         desc["platform"] = {"architecture": platform.architecture, "os": platform.os}
-        if platform.variant:
+        if platform.variant is not None:
             desc["platform"]["variant"] = platform.variant
     annotations: Dict[str, str] = {}
     if image_name:

@@ -28,7 +28,7 @@ from hocker_fetch.archive import (
     write_tar,
 )
 from hocker_fetch.errors import ManifestError, UsageError, VerificationError
-from hocker_fetch.manifest import Descriptor, parse_manifest
+from hocker_fetch.manifest import Descriptor, Platform, parse_manifest
 from hocker_fetch.atomic import AtomicDir, AtomicFile
 
 SKOPEO = shutil.which("skopeo")
@@ -345,6 +345,16 @@ def test_oci_layout_without_tag_or_name_has_no_annotations():
     index = json.loads(plan.static["index.json"])
     assert "annotations" not in index["manifests"][0]
     assert index["manifests"][0]["mediaType"] == DOCKER_MANIFEST
+
+
+@pytest.mark.parametrize("platform, expected", [
+    (Platform("linux", "arm64", "v8"), {"architecture": "arm64", "os": "linux", "variant": "v8"}),
+    (Platform("linux", "amd64"), {"architecture": "amd64", "os": "linux"}),
+])
+def test_oci_layout_index_names_the_platform(platform, expected):
+    img = Image(10, nlayers=1)
+    index = json.loads(plan_oci_layout(img.parsed, img.config, platform=platform).static["index.json"])
+    assert index["manifests"][0]["platform"] == expected
 
 
 # --------------------------------------------------------------------------- validation
