@@ -1,61 +1,28 @@
-"""docker-archive and OCI image layout outputs, written without copying any blob twice.
+"""docker-archive and OCI image layout outputs, planned from the manifest so no blob is copied twice.
 
-Every blob's size is known from the manifest before a byte is downloaded, so
-the complete layout of a tar file can be computed first
-(:class:`TarLayout`), its headers and small members written, and the layers
-then downloaded in parallel straight to their final offsets through
-:class:`~hocker_fetch.output.RegionSink`\\ s.
-
-Typical use::
-
-    plan = plan_docker_archive(config_digest, config_bytes, manifest["layers"], ["name:tag"])
-    # or: plan = plan_oci_layout(manifest_bytes, config_bytes, ref_name="tag", image_name="reg/name:tag")
-    with AtomicFile(out) as af:                       # hocker_fetch.output
-        sinks = write_tar(plan, af)                    # {digest: RegionSink}
-        ...fetch every digest into sinks[digest] (in parallel if you like)...
-        for s in sinks.values(): s.verify_complete()
-    # an OCI layout directory instead:
-    with AtomicDir(out) as ad:
-        sinks = write_dir(plan, ad)                    # {digest: FileSink}
-        ...
-
-An :class:`ArchivePlan` is an ordered list of members, each either small
-static bytes (manifest.json, index.json, the config, ...) or a :class:`BlobRef`
-(digest, size, mediaType) to be downloaded.  Member order and every header
-byte are fixed by this module (not by the Python version), so the same image
-always produces the same tar, byte for byte -- Nix hashes stay stable.
-
-Tar format: POSIX ustar with PAX extended headers only where needed (names
-longer than 100 bytes or not ASCII, sizes of 8 GiB or more).  Every member is a
-regular file, mode 0644, uid/gid 0, empty uname/gname, mtime 0; a PAX header is
-named ``././@PaxHeader``.  The archive ends with two zero blocks (no padding
-to a 10 KiB record).
-
-docker-archive member order: ``manifest.json``, ``repositories`` (when there
-are RepoTags and layers), ``<config-hex>.json``, then one ``<layer-hex>.tar``
-per distinct layer in manifest order.  Layers are embedded as served
-(compressed); ``docker load``, ``podman load`` and ``skopeo`` decompress them
-themselves and check them against the config's ``rootfs.diff_ids``.
-
-OCI layout member order: ``oci-layout``, ``index.json``, then
-``blobs/<alg>/<hex>`` for the manifest, the config and each distinct layer.
+Every blob's size is known from the manifest before a byte is downloaded, so the whole layout of the output
+(`ArchivePlan`: small static members and `manifest.Descriptor`s of blobs to fetch; for a tar, `TarLayout`:
+every header and offset) is computed first, the small members written, and the layers then downloaded in
+parallel straight to their final place through `sinks.RegionSink`s / `sinks.FileSink`s (see `image.py`).
+Member order and every header byte are fixed here, not by the Python version, so the same image always
+gives the same bytes: Nix hashes of the outputs stay stable.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .errors import ManifestError, UsageError, VerificationError
-from .output import FileSink, RegionSink
+from .digest import verify_bytes
+from .errors import UsageError
+from .manifest import OCI_INDEX, Descriptor, ImageManifest, Platform
+from .reference import TAG
+from .sinks import FileSink, RegionSink
 
 __all__ = [
     "BLOCK",
-    "BlobRef",
     "ArchivePlan",
     "TarMember",
     "TarLayout",
@@ -64,19 +31,12 @@ __all__ = [
     "write_tar",
     "write_dir",
     "OCI_LAYOUT",
-    "OCI_INDEX_MEDIA_TYPE",
-    "OCI_MANIFEST_MEDIA_TYPE",
 ]
 
 BLOCK = 512
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-OCI_INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
-
-_DIGEST_RE = re.compile(r"\A(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
-_TAG_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def _json(obj: Any) -> bytes:
@@ -88,73 +48,18 @@ def _pad(n: int) -> int:
     return -n % BLOCK
 
 
-# --------------------------------------------------------------------------- blobs
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """A blob to be downloaded: its digest (``sha256:<hex>`` or ``sha512:<hex>``), size and media type."""
-
-    digest: str
-    size: int
-    media_type: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.digest, str) or not _DIGEST_RE.match(self.digest):
-            raise ManifestError(f"unsupported or malformed digest: {self.digest!r}")
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
-            raise ManifestError(f"bad size for {self.digest}: {self.size!r}")
-
-    @property
-    def algorithm(self) -> str:
-        return self.digest.split(":", 1)[0]
-
-    @property
-    def hex(self) -> str:
-        return self.digest.split(":", 1)[1]
-
-    @classmethod
-    def of(cls, descriptor: Union["BlobRef", Mapping[str, Any], Sequence[Any]]) -> "BlobRef":
-        """From a BlobRef, an OCI/docker descriptor dict, or a ``(digest, size[, mediaType])`` tuple."""
-        if isinstance(descriptor, BlobRef):
-            return descriptor
-        if isinstance(descriptor, Mapping):
-            try:
-                return cls(descriptor["digest"], descriptor["size"], descriptor.get("mediaType") or "")
-            except KeyError as exc:
-                raise ManifestError(f"descriptor without {exc.args[0]}") from None
-        if isinstance(descriptor, (tuple, list)) and len(descriptor) in (2, 3):
-            return cls(*descriptor)
-        raise ManifestError(f"not a descriptor: {descriptor!r}")
-
-
-def _digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-def _check_digest(what: str, data: bytes, digest: Optional[str]) -> str:
-    """Return the digest of ``data``; VerificationError if it differs from ``digest``."""
-    if digest is None:
-        return _digest_of(data)
-    BlobRef(digest, len(data))  # validates the digest's form
-    actual = _digest_of(data, digest.split(":", 1)[0])
-    if actual != digest:
-        raise VerificationError(f"{what} digest mismatch: expected {digest}, got {actual}")
-    return actual
-
-
 # --------------------------------------------------------------------------- plans
 
-Entry = Tuple[str, Union[bytes, BlobRef]]
+Entry = Tuple[str, Union[bytes, Descriptor]]
 
 
 @dataclass(frozen=True)
 class ArchivePlan:
     """The members of an archive/layout, in order: static bytes or blobs to download.
 
-    * ``entries``: ``((name, bytes | BlobRef), ...)`` in archive order;
-    * ``static``: ``{name: bytes}``; ``blobs``: ``{name: BlobRef}``;
-    * ``blob_names``: ``{digest: name}`` (each distinct blob appears once).
+    * `entries`: `((name, bytes | Descriptor), ...)` in archive order;
+    * `static`: `{name: bytes}`; `blobs`: `{name: Descriptor}`;
+    * `blob_names`: `{digest: name}` (each distinct blob appears once).
     """
 
     entries: Tuple[Entry, ...]
@@ -164,12 +69,12 @@ class ArchivePlan:
         return {n: v for n, v in self.entries if isinstance(v, bytes)}
 
     @property
-    def blobs(self) -> Dict[str, BlobRef]:
-        return {n: v for n, v in self.entries if isinstance(v, BlobRef)}
+    def blobs(self) -> Dict[str, Descriptor]:
+        return {n: v for n, v in self.entries if isinstance(v, Descriptor)}
 
     @property
     def blob_names(self) -> Dict[str, str]:
-        return {v.digest: n for n, v in self.entries if isinstance(v, BlobRef)}
+        return {v.digest: n for n, v in self.entries if isinstance(v, Descriptor)}
 
     def tar_layout(self) -> "TarLayout":
         return TarLayout((n, v if isinstance(v, bytes) else v.size) for n, v in self.entries)
@@ -184,7 +89,7 @@ class _PlanBuilder:
         self.entries: List[Entry] = []
         self.names: set = set()
 
-    def add(self, name: str, value: Union[bytes, BlobRef]) -> bool:
+    def add(self, name: str, value: Union[bytes, Descriptor]) -> bool:
         if name in self.names:
             return False
         self.names.add(name)
@@ -200,38 +105,37 @@ def _split_repo_tag(repo_tag: str) -> Tuple[str, str]:
         raise UsageError(f"a docker-archive tag must be name:tag, not a digest reference: {repo_tag}")
     colon, slash = repo_tag.rfind(":"), repo_tag.rfind("/")
     name, tag = repo_tag[:colon], repo_tag[colon + 1 :]
-    if colon <= slash or not name or not _TAG_RE.match(tag):
+    if colon <= slash or not name or not TAG.fullmatch(tag):
         raise UsageError(f"a docker-archive tag must be name:tag: {repo_tag!r}")
     return name, tag
 
 
 def plan_docker_archive(
-    config_digest: Optional[str],
+    config: Descriptor,
     config_bytes: bytes,
-    layers: Iterable[Union[BlobRef, Mapping[str, Any], Sequence[Any]]],
+    layers: Iterable[Descriptor],
     repo_tags: Sequence[str] = (),
 ) -> ArchivePlan:
-    """Members of a ``docker load`` archive.
+    """Members of a `docker load` archive, in this order (`repositories` only with tags and layers):
 
-    * ``<config-hex>.json``: ``config_bytes`` exactly (checked against
-      ``config_digest`` if given), so the loaded image ID is the config digest;
-    * ``<layer-hex>.tar`` per distinct layer: the blob as served (gzip, zstd
-      or plain tar; loaders detect and decompress it);
-    * ``manifest.json``: ``[{"Config":..,"RepoTags":[..],"Layers":[..]}]``
-      (a layer listed twice in the manifest is listed twice here, stored once);
-    * ``repositories``: ``{name: {tag: <hex of the top layer>}}`` -- legacy,
-      only read by loaders when manifest.json is absent; ``docker save`` puts
-      the top layer's v1 ID there, we put the top layer member's hex.
+    * `manifest.json`: `[{"Config":..,"RepoTags":[..],"Layers":[..]}]` (a layer listed twice in the
+      manifest is listed twice here, stored once);
+    * `repositories`: `{name: {tag: <hex of the top layer>}}`: legacy, only read by loaders when
+      manifest.json is absent; `docker save` puts the top layer's v1 ID there, we put the top layer
+      member's hex;
+    * `<config-hex>.json`: `config_bytes` exactly (VerificationError unless they are what `config` names),
+      so the loaded image ID is the config digest;
+    * `<layer-hex>.tar` per distinct layer: the blob as served (gzip, zstd or plain tar; loaders detect and
+      decompress it; `docker load`, `podman load` and `skopeo` check it against the config's
+      `rootfs.diff_ids`).
 
-    ``layers`` are descriptors (dicts with digest/size/mediaType, or BlobRefs)
-    in manifest order; ``repo_tags`` are ``name:tag`` strings (UsageError
-    otherwise).
+    `layers` are in manifest order; `repo_tags` are `name:tag` strings (UsageError otherwise).
     """
-    config_digest = _check_digest("config", config_bytes, config_digest)
-    refs = [BlobRef.of(d) for d in layers]
+    verify_bytes(config_bytes, config.digest, config.size, "config")
+    refs = list(layers)
     tags = list(repo_tags)
     parsed = [_split_repo_tag(t) for t in tags]
-    config_name = config_digest.split(":", 1)[1] + ".json"
+    config_name = config.hex + ".json"
     layer_names = [r.hex + ".tar" for r in refs]
 
     b = _PlanBuilder()
@@ -248,49 +152,33 @@ def plan_docker_archive(
 
 
 def plan_oci_layout(
-    manifest_bytes: bytes,
+    manifest: ImageManifest,
     config_bytes: bytes,
     *,
-    media_type: Optional[str] = None,
     ref_name: Optional[str] = None,
     image_name: Optional[str] = None,
-    manifest_digest: Optional[str] = None,
-    platform: Optional[Mapping[str, Any]] = None,
+    platform: Optional[Platform] = None,
 ) -> ArchivePlan:
-    """Members of an OCI image layout holding one image manifest.
+    """Members of an OCI image layout holding one image manifest: `oci-layout`, `index.json`, then
+    `blobs/<alg>/<hex>` for the manifest, the config and each distinct layer.
 
-    The manifest is kept exactly as served (``manifest_bytes``, checked against
-    ``manifest_digest`` if given); its config descriptor and layers are read
-    from it, and ``config_bytes`` must match the config digest.  ``media_type``
-    is the manifest's media type (the registry's Content-Type); when omitted
-    the manifest's own ``mediaType`` field is used, else the OCI manifest type.
-    Docker schema2 manifests are stored as they are (skopeo reads them from an
-    OCI layout).
+    The manifest is stored exactly as served (`manifest.raw`, checked against `manifest.digest`) under its
+    own media type; docker schema2 manifests are stored as they are (skopeo reads them from an OCI layout).
+    `config_bytes` must be what the manifest's config descriptor names (VerificationError).
 
-    ``index.json`` gets one descriptor (mediaType, digest, size, optional
-    ``platform``) annotated with ``org.opencontainers.image.ref.name`` =
-    ``ref_name`` (the tag) and ``io.containerd.image.name`` = ``image_name``
-    (the full name), each only when given.
+    `index.json` gets one descriptor (mediaType, digest, size, optional `platform`) annotated with
+    `org.opencontainers.image.ref.name` = `ref_name` (the tag) and `io.containerd.image.name` =
+    `image_name` (the full name), each only when given.
     """
-    try:
-        manifest = json.loads(manifest_bytes)
-    except (ValueError, RecursionError) as exc:
-        raise ManifestError(f"manifest is not JSON: {exc}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
-        raise ManifestError("not an image manifest (no config descriptor)")
-    layers = manifest.get("layers")
-    if not isinstance(layers, list):
-        raise ManifestError("not an image manifest (no layers list)")
-    config_ref = BlobRef.of(manifest["config"])
-    _check_digest("config", config_bytes, config_ref.digest)
-    if len(config_bytes) != config_ref.size:
-        raise VerificationError(f"config size {len(config_bytes)} differs from its descriptor's {config_ref.size}")
-    manifest_digest = _check_digest("manifest", manifest_bytes, manifest_digest)
-    mt = media_type or manifest.get("mediaType") or OCI_MANIFEST_MEDIA_TYPE
+    entry = manifest.descriptor
+    verify_bytes(config_bytes, manifest.config.digest, manifest.config.size, "config")
+    verify_bytes(manifest.raw, entry.digest, what="manifest")
 
-    desc: Dict[str, Any] = {"mediaType": mt, "digest": manifest_digest, "size": len(manifest_bytes)}
+    desc: Dict[str, Any] = {"mediaType": entry.media_type, "digest": entry.digest, "size": entry.size}
     if platform:
-        desc["platform"] = dict(platform)
+        desc["platform"] = {"architecture": platform.architecture, "os": platform.os}
+        if platform.variant is not None:
+            desc["platform"]["variant"] = platform.variant
     annotations: Dict[str, str] = {}
     if image_name:
         annotations[CONTAINERD_NAME_ANNOTATION] = image_name
@@ -298,20 +186,18 @@ def plan_oci_layout(
         annotations[REF_NAME_ANNOTATION] = ref_name
     if annotations:
         desc["annotations"] = annotations
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE, "manifests": [desc]}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
 
-    def blob_path(digest: str) -> str:
-        alg, hx = digest.split(":", 1)
-        return f"blobs/{alg}/{hx}"
+    def blob_path(d: Descriptor) -> str:
+        return "blobs/" + d.digest.replace(":", "/", 1)
 
     b = _PlanBuilder()
     b.add("oci-layout", OCI_LAYOUT)
     b.add("index.json", _json(index))
-    b.add(blob_path(manifest_digest), bytes(manifest_bytes))
-    b.add(blob_path(config_ref.digest), bytes(config_bytes))
-    for d in layers:
-        ref = BlobRef.of(d)
-        b.add(blob_path(ref.digest), ref)
+    b.add(blob_path(entry), bytes(manifest.raw))
+    b.add(blob_path(manifest.config), bytes(config_bytes))
+    for layer in manifest.layers:
+        b.add(blob_path(layer), layer)
     return b.plan()
 
 
@@ -319,7 +205,7 @@ def plan_oci_layout(
 
 
 def _octal(value: int, width: int) -> bytes:
-    """``width-1`` zero-padded octal digits and a NUL."""
+    """`width-1` zero-padded octal digits and a NUL."""
     digits = b"%0*o" % (width - 1, value)
     if len(digits) > width - 1:
         raise ValueError(f"{value} does not fit a {width}-byte tar field")
@@ -357,7 +243,12 @@ _MAX_OCTAL_SIZE = 8**11 - 1
 
 
 def tar_header(name: str, size: int) -> bytes:
-    """The header block(s) of a regular-file member (PAX extended header when needed)."""
+    """The header block(s) of a regular-file member.
+
+    POSIX ustar with a PAX extended header (named `././@PaxHeader`) only where needed: names longer than
+    100 bytes or not ASCII, sizes of 8 GiB or more. Every member is a regular file, mode 0644, uid/gid 0,
+    empty uname/gname, mtime 0. A tar ends with two zero blocks (no padding to a 10 KiB record).
+    """
     if not name or "\0" in name:
         raise ValueError(f"bad tar member name: {name!r}")
     raw = name.encode("utf-8")
@@ -390,14 +281,12 @@ class TarMember:
 class TarLayout:
     """The byte layout of a tar file, computed before any member's data exists.
 
-    ``members`` is an ordered iterable of ``(name, size)`` for regions filled
-    later and ``(name, bytes)`` for small in-memory members.  Attributes:
-    ``members`` (list of :class:`TarMember`), ``total_size``.
+    `members` is an ordered iterable of `(name, size)` for regions filled later and `(name, bytes)` for
+    small in-memory members. Attributes: `members` (list of `TarMember`), `total_size`.
 
-    :meth:`write_skeleton` writes headers, in-memory data, padding and the two
-    end-of-archive zero blocks, and sizes the file; each remaining region
-    ``[data_offset(name), +size)`` is then filled by a :class:`RegionSink`
-    (:meth:`region_sink`), in any order and from any thread.
+    `write_skeleton` writes headers, in-memory data, padding and the two end-of-archive zero blocks, and
+    sizes the file; each remaining region `[data_offset(name), +size)` is then filled by a `RegionSink`
+    (`region_sink`), in any order and from any thread.
     """
 
     def __init__(self, members: Iterable[Tuple[str, Union[int, bytes]]]) -> None:
@@ -406,8 +295,9 @@ class TarLayout:
         offset = 0
         for name, spec in members:
             if isinstance(spec, (bytes, bytearray, memoryview)):
-                data: Optional[bytes] = bytes(spec)
-                size = len(data)
+                blob = bytes(spec)
+                data: Optional[bytes] = blob
+                size = len(blob)
             elif isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
                 data, size = None, spec
             else:
@@ -428,9 +318,9 @@ class TarLayout:
         return self._by_name[name].data_offset
 
     def write_skeleton(self, fd: int) -> None:
-        """Write everything but the regions; the file is truncated and sized to ``total_size``.
+        """Write everything but the regions; the file is truncated and sized to `total_size`.
 
-        Sizing with ``ftruncate`` makes all padding and the end blocks zeros
+        Sizing with `ftruncate` makes all padding and the end blocks zeros
         (and the unfilled regions holes, until their sinks fill them).
         """
         os.ftruncate(fd, 0)
@@ -458,10 +348,10 @@ def _fileno(out: Any) -> int:
 
 
 def write_tar(plan: ArchivePlan, out: Any) -> Dict[str, RegionSink]:
-    """Lay ``plan`` out as a tar in ``out`` (an AtomicFile, file object or fd).
+    """Lay `plan` out as a tar in `out` (an AtomicFile, file object or fd).
 
-    Writes the skeleton and returns ``{digest: RegionSink}`` for every blob
-    still to be fetched; fill each, call ``verify_complete()`` on each, then
+    Writes the skeleton and returns `{digest: RegionSink}` for every blob
+    still to be fetched; fill each, call `verify_complete()` on each, then
     commit the AtomicFile.
     """
     fd = _fileno(out)
@@ -471,9 +361,9 @@ def write_tar(plan: ArchivePlan, out: Any) -> Dict[str, RegionSink]:
 
 
 def write_dir(plan: ArchivePlan, out: Any) -> Dict[str, FileSink]:
-    """Write ``plan`` as a directory tree into ``out`` (an :class:`~hocker_fetch.output.AtomicDir`).
+    """Write `plan` as a directory tree into `out` (an `atomic.AtomicDir`).
 
-    Static members are written now; returns ``{digest: FileSink}`` over
+    Static members are written now; returns `{digest: FileSink}` over
     freshly created blob files (closed and fsynced by the AtomicDir's commit).
     """
     for name, value in plan.entries:

@@ -1,6 +1,6 @@
 """hocker's four tools: hocker-manifest, hocker-config, hocker-layer and hocker-image (thin entry points).
 
-Each parses its command line (command.py), and hands the work to the registry client, image.py or output.py.
+Each parses its command line (command.py), and hands the work to the registry client, image.py or atomic.py.
 """
 
 from __future__ import annotations
@@ -73,9 +73,10 @@ def layer_main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> None:
+        from .atomic import AtomicFile
         from .digest import parse_digest
-        from .output import AtomicFile, FileSink
         from .progress import Progress
+        from .sinks import FileSink
 
         digest = parse_digest(args.layer)
         ref = image_reference(args)

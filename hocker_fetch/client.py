@@ -34,8 +34,8 @@ from .manifest import (
     parse_manifest,
     select_platform,
 )
-from .output import BlobSink
 from .reference import Reference
+from .sinks import BlobSink, BytesSink
 from .transport import (
     STREAM_ERRORS,
     Budget,
@@ -205,7 +205,7 @@ class RegistryClient:
         """A small blob (the config) in memory, verified."""
         if descriptor.size > limit:
             raise ManifestError(f"blob {descriptor.digest} is {descriptor.size} bytes, more than {limit} allowed")
-        sink = _BytesSink()
+        sink = BytesSink()
         self.fetch_blob(repository, descriptor.digest, descriptor.size, sink)
         return bytes(sink.buffer)
 
@@ -335,20 +335,6 @@ class _Pipeline:
         self.thread.join()
         if self.error is not None:
             raise self.error
-
-
-class _BytesSink:
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.buffer += data
-
-    def restart(self) -> None:
-        self.buffer.clear()
-
-    def tell(self) -> int:
-        return len(self.buffer)
 
 
 def _checked(manifest: ImageManifest) -> ImageManifest:

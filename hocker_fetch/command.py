@@ -123,7 +123,7 @@ def emit_bytes(data: bytes, out: Optional[str]) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    from .output import AtomicFile
+    from .atomic import AtomicFile
 
     with AtomicFile(out) as f:
         f.write(data)

@@ -1,7 +1,9 @@
-"""Digests: parsing, streaming verification, and the re-encodings Nix wants (base32, SRI).
+"""Digests, and the only module that hashes: parsing, hashing bytes and files, streaming verification, and
+the re-encodings Nix wants (base32, SRI).
 
 A registry digest is the sha256 of the exact bytes served, and a flat fixed-output derivation's hash is the
 sha256 of the file it stores: the same 32 bytes. So a Nix hash is the digest re-encoded, no download needed.
+Hashing in one place keeps one rule for what a digest is (`parse_digest`: sha256 only).
 """
 
 from __future__ import annotations
@@ -40,6 +42,22 @@ def digest_hex(digest: str) -> str:
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: str, chunk_size: int = 1 << 20) -> str:
+    """The digest of a file's bytes, read a chunk at a time (a layer need not fit in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def verify_bytes(data: bytes, expected: str, size: int | None = None, what: str = "blob") -> None:
+    """VerificationError unless `data` is exactly the bytes `expected` (and `size`, when given) names."""
+    verifier = DigestVerifier(expected, size, what)
+    verifier.update(data)
+    verifier.check()
 
 
 def _shorten(text: str, limit: int = 80) -> str:

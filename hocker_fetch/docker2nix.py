@@ -97,7 +97,7 @@ def generate(args: argparse.Namespace) -> str:
     from .client import resolve_platforms
     from .digest import sha256_digest
     from .manifest import ImageIndex, parse_manifest
-    from .nixgen import Blob, pin_from_parts, registry_uri, render_json, render_nix
+    from .nixgen import pin_from_parts, registry_uri, render_json, render_nix
 
     ref = image_reference(args)
     wanted = _platforms(args)
@@ -119,7 +119,7 @@ def generate(args: argparse.Namespace) -> str:
         else:
             top = get_client().get_parsed(ref.repository, ref.reference)
 
-        index = Blob(top.digest, len(top.raw), top.media_type) if isinstance(top, ImageIndex) else None
+        index = top.descriptor if isinstance(top, ImageIndex) else None
         manifests = resolve_platforms(
             top, wanted, lambda entry: get_client().get_entry(ref.repository, entry))
         for m, _ in manifests:
@@ -146,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
             return
-        from .output import AtomicFile
+        from .atomic import AtomicFile
 
         with AtomicFile(args.out) as f:
             f.write(text.encode())

@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 from typing import Mapping, Optional, Sequence
 
-from .archive import BlobRef, plan_docker_archive, plan_oci_layout, write_dir, write_tar
+from .archive import plan_docker_archive, plan_oci_layout, write_dir, write_tar
+from .atomic import AtomicDir, AtomicFile
 from .client import RegistryClient, Resolved
 from .errors import NotFoundError
-from .output import AtomicDir, AtomicFile, BlobSink
+from .manifest import Descriptor
 from .progress import Progress
 from .reference import Reference
+from .sinks import BlobSink
 from .transport import Cancelled
 
 FORMATS = ("docker-archive", "oci", "oci-archive")
@@ -32,12 +34,11 @@ def write_image(client: RegistryClient, ref: Reference, resolved: Resolved, out:
     config = client.get_blob_bytes(ref.repository, manifest.config)
     tags = list(repo_tags) if repo_tags else default_repo_tags(ref)
     if fmt == "docker-archive":
-        layers = [BlobRef(d.digest, d.size, d.media_type) for d in manifest.layers]
-        plan = plan_docker_archive(manifest.config.digest, config, layers, tags)
+        plan = plan_docker_archive(manifest.config, config, manifest.layers, tags)
     else:
         name = tags[0] if tags else ref.name
-        plan = plan_oci_layout(manifest.raw, config, media_type=manifest.media_type, manifest_digest=manifest.digest,
-                               ref_name=name.rsplit(":", 1)[-1] if tags else None, image_name=name)
+        plan = plan_oci_layout(manifest, config, ref_name=name.rsplit(":", 1)[-1] if tags else None,
+                               image_name=name)
     foreign = {d.digest for d in manifest.layers if d.is_foreign}
     if fmt == "oci":
         with AtomicDir(out) as target:
@@ -49,7 +50,7 @@ def write_image(client: RegistryClient, ref: Reference, resolved: Resolved, out:
             target.commit()
 
 
-def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobSink], blobs: Mapping[str, BlobRef],
+def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobSink], blobs: Mapping[str, Descriptor],
               jobs: int, progress: Optional[Progress], foreign: set[str]) -> None:
     """Fetch every blob into its sink, `jobs` at a time; the first failure stops the others (Cancelled)."""
     sizes = {ref.digest: ref.size for ref in blobs.values()}
@@ -65,7 +66,7 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobS
                 raise NotFoundError(f"{exc}: it is a foreign (non-distributable) layer the registry does not "
                                     "serve; fetch it from its URLs yourself") from None
             raise
-        sink.verify_complete()  # type: ignore[attr-defined]
+        sink.verify_complete()
         if progress:
             progress.item_done()
 

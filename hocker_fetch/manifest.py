@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform as _platform
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from .digest import parse_digest
@@ -84,12 +84,35 @@ def host_platform() -> Platform:
 
 @dataclass(frozen=True)
 class Descriptor:
+    """What a manifest says about a blob or another manifest: media type, digest, size (and where it runs).
+
+    Every part of the program that names a blob uses this one type, and a Descriptor cannot exist with a
+    digest other than `sha256:<64 hex>` or with a size that is not a plausible byte count (ManifestError):
+    its digest is safe in a file name, its size safe to plan a file with.
+    """
+
     media_type: str
     digest: str
     size: int
     platform: Platform | None = None
     annotations: dict[str, str] = field(default_factory=dict, compare=False)
     urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            canonical = parse_digest(self.digest if isinstance(self.digest, str) else "")
+        except UsageError as exc:
+            raise ManifestError(str(exc)) from None
+        if canonical != self.digest:
+            raise ManifestError(f"malformed digest {self.digest!r}: expected {canonical}")
+        size = self.size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > MAX_BLOB_BYTES:
+            raise ManifestError(f"invalid size {size!r} for {self.digest}")
+
+    @property
+    def hex(self) -> str:
+        """The digest's hex part: what blob file names are made of."""
+        return self.digest.split(":", 1)[1]
 
     @property
     def is_attestation(self) -> bool:
@@ -101,8 +124,21 @@ class Descriptor:
         return self.media_type in FOREIGN_LAYER_TYPES
 
 
+class _Document:
+    """What manifests and indexes share: the exact bytes served, their digest and media type."""
+
+    media_type: str
+    raw: bytes
+    digest: str
+
+    @property
+    def descriptor(self) -> Descriptor:
+        """How an index, a layout's index.json or a lock file names this document."""
+        return Descriptor(self.media_type, self.digest, len(self.raw))
+
+
 @dataclass(frozen=True)
-class ImageManifest:
+class ImageManifest(_Document):
     """A single-platform manifest (OCI or docker schema2) with the exact bytes it was parsed from."""
 
     media_type: str
@@ -113,7 +149,7 @@ class ImageManifest:
 
 
 @dataclass(frozen=True)
-class ImageIndex:
+class ImageIndex(_Document):
     """An OCI index or docker manifest list."""
 
     media_type: str
@@ -134,14 +170,15 @@ def _descriptor(obj: Any, where: str, *, with_platform: bool = False) -> Descrip
     media_type = obj.get("mediaType")
     if not isinstance(media_type, str) or not media_type:
         raise ManifestError(f"{where} has no mediaType")
+    annotations: dict[str, str] = obj["annotations"] if isinstance(obj.get("annotations"), dict) else {}
+    urls = tuple(u for u in obj.get("urls", ()) if isinstance(u, str)) if isinstance(obj.get("urls"), list) else ()
     try:
-        digest = parse_digest(obj.get("digest") if isinstance(obj.get("digest"), str) else "")
-    except UsageError as exc:
+        # parse_digest, unlike a Descriptor, also takes a bare hex or stray blanks, as manifests may hold
+        digest = parse_digest(obj["digest"] if isinstance(obj.get("digest"), str) else "")
+        size: Any = obj.get("size")  # checked by Descriptor
+        desc = Descriptor(media_type, digest, size, None, annotations, urls)
+    except (UsageError, ManifestError) as exc:
         raise ManifestError(f"{where}: {exc}") from None
-    size = obj.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size > MAX_BLOB_BYTES:
-        raise ManifestError(f"{where} has an invalid size {size!r}")
-    plat = None
     if with_platform and isinstance(obj.get("platform"), dict):
         p = obj["platform"]
         # platform names end up in file names, Nix files and messages: only plain tokens are accepted
@@ -149,9 +186,8 @@ def _descriptor(obj: Any, where: str, *, with_platform: bool = False) -> Descrip
                    for k in ("os", "architecture", "variant")):
             raise ManifestError(f"{where} has a malformed platform")
         plat = Platform(p.get("os", ""), p.get("architecture", ""), p.get("variant")).normalized()
-    annotations = obj.get("annotations") if isinstance(obj.get("annotations"), dict) else {}
-    urls = tuple(u for u in obj.get("urls", ()) if isinstance(u, str)) if isinstance(obj.get("urls"), list) else ()
-    return Descriptor(media_type, digest, size, plat, annotations, urls)
+        desc = replace(desc, platform=plat)
+    return desc
 
 
 def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> Parsed:

@@ -1,25 +1,12 @@
 """Builders for the non-fixed-output derivations of nix/default.nix, and the streamer behind compositeImage.sh.
 
-    python -m hocker_fetch.nixbuild composite        # builder: $out/compositeImage.sh + $out/image.json
-    python -m hocker_fetch.nixbuild docker-archive   # builder: $out = a `docker load` tar file
-    python -m hocker_fetch.nixbuild oci-layout       # builder: $out = an OCI image layout directory
-    python -m hocker_fetch.nixbuild stream SPEC.json # write the docker-load tar to stdout (compositeImage.sh)
-
-Builders read the derivation's attributes from the environment (Nix exports each one): `imageSpec` (JSON, see
-below), `out`, and for `composite` `python`/`shell`. Nothing touches the network: every input is a store path
-already verified by its fixed-output derivation. Every byte written is a function of the inputs only (fixed tar
-headers: mode 0644, uid/gid 0, mtime 0, fixed member order; see hocker_fetch.archive), so `nix-build --check`
-passes.
-
-imageSpec: {"config": {"path": P, "digest": D|null}, "layers": [{"path": P, "digest": D|null}, ...],
-            "repoTags": ["name:tag"], "manifest": {"path": P, "digest": D, "mediaType": T}|null,
-            "tag": "tag", "image": "name:tag", "platform": "os/arch[/variant]"|null}
-A null digest (a hocker-era config fetched by tag) is computed from the file.
+Nothing here touches the network: every input is a store path already verified by its fixed-output
+derivation, described by the derivation's `imageSpec` (see `load_spec`), and every byte written is a function
+of those inputs only (archive.py's fixed tar headers and member order), so `nix-build --check` passes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -27,30 +14,36 @@ import shutil
 import sys
 from typing import Any, BinaryIO, Iterator, Optional, Sequence
 
-from .archive import BLOCK, BlobRef, plan_docker_archive, plan_oci_layout
-from .digest import parse_digest
-from .errors import HockerError, UsageError
+from .archive import BLOCK, plan_docker_archive, plan_oci_layout
+from .digest import file_digest, parse_digest
+from .errors import HockerError, ManifestError, UsageError
+from .manifest import Descriptor, ImageManifest, Platform, parse_manifest
 
 PROG = "hocker-nixbuild"
 COPY_CHUNK = 1 << 20
-
-
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(COPY_CHUNK), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def _blob(entry: dict[str, Any]) -> tuple[str, str]:
     """(digest, path) of a spec entry; the digest is computed when the spec does not know it."""
     path = entry["path"]
     digest = entry.get("digest")
-    return (parse_digest(digest) if digest else _file_digest(path)), path
+    return (parse_digest(digest) if digest else file_digest(path)), path
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def load_spec(text: str) -> dict[str, Any]:
+    """Parse the derivation's imageSpec:
+
+        {"config": {"path": P, "digest": D|null}, "layers": [{"path": P, "digest": D|null}, ...],
+         "repoTags": ["name:tag"], "manifest": {"path": P, "digest": D, "mediaType": T}|null,
+         "tag": "tag", "image": "name:tag", "platform": "os/arch[/variant]"|null}
+
+    A null digest (a hocker-era config fetched by tag) is computed from the file.
+    """
     try:
         spec = json.loads(text)
     except ValueError as exc:
@@ -63,39 +56,36 @@ def load_spec(text: str) -> dict[str, Any]:
 def docker_members(spec: dict[str, Any]) -> list[tuple[str, bytes | str]]:
     """The docker-archive members in order: (name, bytes) for small files, (name, store path) for layers."""
     config_digest, config_path = _blob(spec["config"])
-    with open(config_path, "rb") as f:
-        config_bytes = f.read()
-    paths: dict[str, str] = {}
-    refs = []
-    for entry in spec["layers"]:
-        digest, path = _blob(entry)
-        paths[digest] = path
-        refs.append(BlobRef(digest, os.path.getsize(path)))
-    plan = plan_docker_archive(config_digest, config_bytes, refs, list(spec.get("repoTags") or ()))
+    config_bytes = _read(config_path)
+    # the spec has no media types, and a docker-archive does not record them
+    config = Descriptor("", config_digest, len(config_bytes))
+    layers = [_blob(entry) for entry in spec["layers"]]
+    paths = dict(layers)
+    refs = [Descriptor("", digest, os.path.getsize(path)) for digest, path in layers]
+    plan = plan_docker_archive(config, config_bytes, refs, list(spec.get("repoTags") or ()))
     return [(name, value if isinstance(value, bytes) else paths[value.digest]) for name, value in plan.entries]
 
 
+def _platform(text: Optional[str]) -> Optional[Platform]:
+    """The spec's `os/arch[/variant]`, kept as written (index.json says what the spec says)."""
+    if not text:
+        return None
+    parts = text.split("/")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) > 2 else None)
+
+
 def oci_members(spec: dict[str, Any]) -> list[tuple[str, bytes | str]]:
-    manifest = spec.get("manifest")
-    if not manifest:
+    pinned = spec.get("manifest")
+    if not pinned:
         raise UsageError("an OCI layout needs the pinned manifest (imageDigest): regenerate with docker2nix")
-    manifest_digest, manifest_path = _blob(manifest)
-    config_digest, config_path = _blob(spec["config"])
-    with open(manifest_path, "rb") as f:
-        manifest_bytes = f.read()
-    with open(config_path, "rb") as f:
-        config_bytes = f.read()
-    platform = None
-    if spec.get("platform"):
-        parts = spec["platform"].split("/")
-        platform = {"architecture": parts[1], "os": parts[0]}
-        if len(parts) > 2:
-            platform["variant"] = parts[2]
-    plan = plan_oci_layout(manifest_bytes, config_bytes, media_type=manifest.get("mediaType") or None,
-                           ref_name=spec.get("tag"), image_name=spec.get("image"),
-                           manifest_digest=manifest_digest, platform=platform)
-    paths = {parse_digest(e["digest"]) if e.get("digest") else _file_digest(e["path"]): e["path"]
-             for e in spec["layers"]}
+    manifest_digest, manifest_path = _blob(pinned)
+    manifest = parse_manifest(_read(manifest_path), manifest_digest, pinned.get("mediaType") or None)
+    if not isinstance(manifest, ImageManifest):
+        raise ManifestError(f"the pinned manifest {manifest_digest} is an index, not an image manifest")
+    _, config_path = _blob(spec["config"])  # its digest is the manifest's to give
+    plan = plan_oci_layout(manifest, _read(config_path), ref_name=spec.get("tag"), image_name=spec.get("image"),
+                           platform=_platform(spec.get("platform")))
+    paths = dict(_blob(entry) for entry in spec["layers"])
     out: list[tuple[str, bytes | str]] = []
     for name, value in plan.entries:
         if isinstance(value, bytes):
@@ -182,6 +172,14 @@ def build_composite(spec: dict[str, Any], out: str, python: str, shell: str) -> 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The builders read the derivation's attributes from the environment (Nix exports each one):
+    `imageSpec`, `out`, and for `composite` `python`/`shell`.
+
+        python -m hocker_fetch.nixbuild composite        # $out/compositeImage.sh + $out/image.json
+        python -m hocker_fetch.nixbuild docker-archive   # $out = a `docker load` tar file
+        python -m hocker_fetch.nixbuild oci-layout       # $out = an OCI image layout directory
+        python -m hocker_fetch.nixbuild stream SPEC.json # the docker-load tar to stdout (compositeImage.sh)
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> None:

@@ -11,13 +11,16 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import __version__
-from .digest import digest_hex, parse_digest, to_nix_base32, to_sri
+from .digest import to_nix_base32, to_sri
 from .errors import UsageError, one_line
 from .manifest import Descriptor, ImageManifest, Platform
 from .reference import DEFAULT_REGISTRY_URI, DOCKER_HUB_API, Reference
+
+if TYPE_CHECKING:
+    import jinja2
 
 HASH_FORMATS = ("base32", "sri")
 LOCK_VERSION = 1
@@ -82,22 +85,9 @@ def split_repository(path: str) -> tuple[str, str]:
     return (head, tail) if sep else ("", path)
 
 
-@dataclass(frozen=True)
-class Blob:
-    digest: str
-    size: int
-    media_type: str
-
-    @classmethod
-    def of(cls, d: Descriptor) -> "Blob":
-        return cls(d.digest, d.size, d.media_type)
-
-    @property
-    def hex(self) -> str:
-        return digest_hex(self.digest)
-
-    def nix_hash(self, fmt: str) -> str:
-        return to_sri(self.digest) if fmt == "sri" else to_nix_base32(self.digest)
+def nix_hash(digest: str, fmt: str) -> str:
+    """The Nix hash of the blob `digest` names, in `fmt` (`sri` or `base32`): the digest re-encoded."""
+    return to_sri(digest) if fmt == "sri" else to_nix_base32(digest)
 
 
 @dataclass(frozen=True)
@@ -105,9 +95,9 @@ class PlatformPin:
     """One single-platform manifest: what a Nix system builds."""
 
     platform: Optional[Platform]  # None: a single-arch image whose platform we did not download
-    manifest: Blob
-    config: Blob
-    layers: tuple[Blob, ...]
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
 
     @property
     def system(self) -> Optional[str]:
@@ -115,8 +105,7 @@ class PlatformPin:
 
     @classmethod
     def of(cls, manifest: ImageManifest, platform: Optional[Platform]) -> "PlatformPin":
-        return cls(platform, Blob(manifest.digest, len(manifest.raw), manifest.media_type),
-                   Blob.of(manifest.config), tuple(Blob.of(d) for d in manifest.layers))
+        return cls(platform, manifest.descriptor, manifest.config, manifest.layers)
 
 
 @dataclass(frozen=True)
@@ -126,7 +115,7 @@ class ImagePin:
     ref: Reference
     registry: str  # hocker's URI form
     pins: tuple[PlatformPin, ...]
-    index: Optional[Blob] = None  # the multi-platform index/list the tag pointed at
+    index: Optional[Descriptor] = None  # the multi-platform index/list the tag pointed at
     alt_image_name: Optional[str] = None
     notes: tuple[str, ...] = field(default=())
 
@@ -157,8 +146,8 @@ class ImagePin:
         """The tag to write (hocker requires one): the given tag, else one derived from the digest."""
         if self.ref.tag:
             return self.ref.tag
-        pinned = self.index.digest if self.index else self.pins[0].manifest.digest
-        return "sha256-" + digest_hex(pinned)[:12]
+        pinned = self.index or self.pins[0].manifest
+        return "sha256-" + pinned.hex[:12]
 
     @property
     def name(self) -> str:
@@ -190,7 +179,7 @@ class ImagePin:
 
 
 @functools.lru_cache(maxsize=1)
-def _environment():
+def _environment() -> "jinja2.Environment":
     import jinja2
 
     env = jinja2.Environment(
@@ -219,8 +208,8 @@ def render_nix(pin: ImagePin, hash_format: str = "base32") -> str:
         "system": p.system,
         "image_digest": p.manifest.digest,
         "config_digest": p.config.digest,
-        "config_hash": p.config.nix_hash(hash_format),
-        "layers": [{"hex": b.hex, "hash": b.nix_hash(hash_format)} for b in p.layers],
+        "config_hash": nix_hash(p.config.digest, hash_format),
+        "layers": [{"hex": b.hex, "hash": nix_hash(b.digest, hash_format)} for b in p.layers],
     } for p in pin.pins]
     return _environment().get_template(template).render(
         version=__version__,
@@ -235,12 +224,12 @@ def render_nix(pin: ImagePin, hash_format: str = "base32") -> str:
         hash_attr=hash_attr,
         pins=pins,
         pin=pins[0],
-        systems=", ".join(p["system"] or "?" for p in pins),
+        systems=", ".join(p.system or "?" for p in pin.pins),
         notes=pin.notes,
     )
 
 
-def _blob_json(blob: Blob) -> dict[str, Any]:
+def _blob_json(blob: Descriptor) -> dict[str, Any]:
     return {"digest": blob.digest, "size": blob.size, "mediaType": blob.media_type,
             "sha256": to_nix_base32(blob.digest), "hash": to_sri(blob.digest)}
 
@@ -263,8 +252,7 @@ def lock_data(pin: ImagePin) -> dict[str, Any]:
         "platforms": [{
             "platform": str(p.platform) if p.platform else None,
             "system": p.system,
-            "manifest": {"digest": p.manifest.digest, "size": p.manifest.size, "mediaType": p.manifest.media_type,
-                         "sha256": to_nix_base32(p.manifest.digest), "hash": to_sri(p.manifest.digest)},
+            "manifest": _blob_json(p.manifest),
             "config": _blob_json(p.config),
             "layers": [_blob_json(b) for b in p.layers],
         } for p in pin.pins],
@@ -276,10 +264,7 @@ def render_json(pin: ImagePin) -> str:
 
 
 def pin_from_parts(ref: Reference, registry: str, manifests: Sequence[tuple[ImageManifest, Optional[Platform]]],
-                   index: Optional[Descriptor | Blob] = None, alt_image_name: Optional[str] = None,
+                   index: Optional[Descriptor] = None, alt_image_name: Optional[str] = None,
                    notes: Sequence[str] = ()) -> ImagePin:
-    idx = index if isinstance(index, Blob) or index is None else Blob.of(index)
-    if idx is not None:
-        parse_digest(idx.digest)
-    return ImagePin(ref, registry, tuple(PlatformPin.of(m, p) for m, p in manifests), idx, alt_image_name,
+    return ImagePin(ref, registry, tuple(PlatformPin.of(m, p) for m, p in manifests), index, alt_image_name,
                     tuple(notes))

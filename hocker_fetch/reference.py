@@ -18,7 +18,8 @@ DEFAULT_REGISTRY_URI = "https://registry-1.docker.io/v2/"
 # The grammar from distribution/reference (docker's own parser).
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+# Go's \w is ASCII-only: without re.ASCII, Python's would let any Unicode letter into a tag.
+TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _HOST = re.compile(
     r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     r"|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?")
@@ -120,7 +121,7 @@ def _split_name(text: str) -> tuple[str, str | None, str | None]:
     colon = name.rfind(":")
     if colon > slash:
         name, tag = name[:colon], name[colon + 1:]
-        if not _TAG.fullmatch(tag):
+        if not TAG.fullmatch(tag):
             raise UsageError(f"invalid tag {tag!r}: use letters, digits, '_', '.', '-' (at most 128)")
     return name, tag, digest
 
@@ -188,7 +189,7 @@ def resolve_reference(image: str, tag: str | None = None, registry: str | None =
     else:
         ref = _parse_reference(image)
     if tag is not None:
-        if not _TAG.fullmatch(tag):
+        if not TAG.fullmatch(tag):
             raise UsageError(f"invalid tag {tag!r}: use letters, digits, '_', '.', '-' (at most 128)")
         if ref.tag is not None and ref.tag != tag:
             raise UsageError(f"tag given twice: {ref.tag!r} in the image and {tag!r} as an argument")

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from hocker_fetch.archive import (
     BLOCK,
     ArchivePlan,
-    BlobRef,
     TarLayout,
     plan_docker_archive,
     plan_oci_layout,
@@ -29,7 +28,8 @@ from hocker_fetch.archive import (
     write_tar,
 )
 from hocker_fetch.errors import ManifestError, UsageError, VerificationError
-from hocker_fetch.output import AtomicDir, AtomicFile
+from hocker_fetch.manifest import Descriptor, Platform, parse_manifest
+from hocker_fetch.atomic import AtomicDir, AtomicFile
 
 SKOPEO = shutil.which("skopeo")
 PODMAN = shutil.which("podman")
@@ -100,6 +100,7 @@ class Image:
         self.manifest_media_type = manifest["mediaType"]
         self.manifest = json.dumps(manifest, indent=3).encode()
         self.manifest_digest = sha256(self.manifest)
+        self.parsed = parse_manifest(self.manifest, self.manifest_digest)
 
 
 def fill(sinks, blobs, *, threads: bool = True, chunk: int = 4096):
@@ -132,7 +133,7 @@ def fill(sinks, blobs, *, threads: bool = True, chunk: int = 4096):
 
 
 def write_docker_archive(path, img: Image, tags=("example.com/hocker/test:1.0",)):
-    plan = plan_docker_archive(img.config_digest, img.config, img.layers, list(tags))
+    plan = plan_docker_archive(img.parsed.config, img.config, img.parsed.layers, list(tags))
     with AtomicFile(path) as af:
         sinks = write_tar(plan, af)
         fill(sinks, img.blobs)
@@ -140,14 +141,14 @@ def write_docker_archive(path, img: Image, tags=("example.com/hocker/test:1.0",)
 
 
 def write_oci_archive(path, img: Image, tag="1.0", name="example.com/hocker/test:1.0"):
-    plan = plan_oci_layout(img.manifest, img.config, ref_name=tag, image_name=name)
+    plan = plan_oci_layout(img.parsed, img.config, ref_name=tag, image_name=name)
     with AtomicFile(path) as af:
         fill(write_tar(plan, af), img.blobs)
     return plan
 
 
 def write_oci_dir(path, img: Image, tag="1.0", name="example.com/hocker/test:1.0"):
-    plan = plan_oci_layout(img.manifest, img.config, ref_name=tag, image_name=name)
+    plan = plan_oci_layout(img.parsed, img.config, ref_name=tag, image_name=name)
     with AtomicDir(path) as ad:
         fill(write_dir(plan, ad), img.blobs)
     return plan
@@ -220,7 +221,7 @@ def test_docker_archive_is_byte_reproducible(tmp_path):
     img = Image(2)
     write_docker_archive(tmp_path / "a.tar", img)
     # sequential, forward order this time
-    plan = plan_docker_archive(img.config_digest, img.config, img.layers, ["example.com/hocker/test:1.0"])
+    plan = plan_docker_archive(img.parsed.config, img.config, img.parsed.layers, ["example.com/hocker/test:1.0"])
     with AtomicFile(tmp_path / "b.tar") as af:
         fill(write_tar(plan, af), img.blobs, threads=False, chunk=1 << 20)
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
@@ -340,10 +341,20 @@ def test_oci_layout_replaces_previous_layout_atomically(tmp_path):
 
 def test_oci_layout_without_tag_or_name_has_no_annotations():
     img = Image(10, nlayers=1)
-    plan = plan_oci_layout(img.manifest, img.config)
+    plan = plan_oci_layout(img.parsed, img.config)
     index = json.loads(plan.static["index.json"])
     assert "annotations" not in index["manifests"][0]
     assert index["manifests"][0]["mediaType"] == DOCKER_MANIFEST
+
+
+@pytest.mark.parametrize("platform, expected", [
+    (Platform("linux", "arm64", "v8"), {"architecture": "arm64", "os": "linux", "variant": "v8"}),
+    (Platform("linux", "amd64"), {"architecture": "amd64", "os": "linux"}),
+])
+def test_oci_layout_index_names_the_platform(platform, expected):
+    img = Image(10, nlayers=1)
+    index = json.loads(plan_oci_layout(img.parsed, img.config, platform=platform).static["index.json"])
+    assert index["manifests"][0]["platform"] == expected
 
 
 # --------------------------------------------------------------------------- validation
@@ -352,40 +363,44 @@ def test_oci_layout_without_tag_or_name_has_no_annotations():
 def test_config_bytes_must_match_their_digest():
     img = Image(11, nlayers=1)
     with pytest.raises(VerificationError):
-        plan_docker_archive(img.config_digest, img.config + b" ", img.layers, [])
+        plan_docker_archive(img.parsed.config, img.config + b" ", img.parsed.layers, [])
     with pytest.raises(VerificationError):
-        plan_oci_layout(img.manifest, img.config + b" ")
+        plan_oci_layout(img.parsed, img.config + b" ")
     with pytest.raises(VerificationError):
-        plan_oci_layout(img.manifest, img.config, manifest_digest=sha256(b"other"))
+        plan_oci_layout(parse_manifest(img.manifest, sha256(b"other")), img.config)
 
 
 @pytest.mark.parametrize("digest", [
     "sha256:../../../etc/passwd", "sha256:" + "A" * 64, "md5:" + "0" * 32, "sha256:" + "0" * 63, "",
+    "sha512:" + "0" * 128,
 ])
 def test_malformed_digests_never_become_paths(digest):
+    # a plan holds only Descriptors, and none can be made of a digest unfit for a member name
     img = Image(12, nlayers=1)
+    doc = json.loads(img.manifest)
+    doc["layers"][0]["digest"] = digest
     with pytest.raises(ManifestError):
-        plan_docker_archive(img.config_digest, img.config, [{"digest": digest, "size": 1}], [])
+        parse_manifest(json.dumps(doc).encode(), img.manifest_digest)
     with pytest.raises(ManifestError):
-        BlobRef(digest, 1)
+        Descriptor(DOCKER_LAYER, digest, 1)
 
 
 @pytest.mark.parametrize("size", [-1, True, "12", None])
 def test_bad_sizes_are_refused(size):
     with pytest.raises(ManifestError):
-        BlobRef("sha256:" + "0" * 64, size)
+        Descriptor(DOCKER_LAYER, "sha256:" + "0" * 64, size)
 
 
 @pytest.mark.parametrize("tag", ["example.com/x", "example.com:5000/x", "x@sha256:" + "0" * 64, "x:", ":t"])
 def test_repo_tags_need_a_tag(tag):
     img = Image(13, nlayers=1)
     with pytest.raises(UsageError):
-        plan_docker_archive(img.config_digest, img.config, img.layers, [tag])
+        plan_docker_archive(img.parsed.config, img.config, img.parsed.layers, [tag])
 
 
 def test_registry_port_is_not_a_tag():
     img = Image(14, nlayers=1)
-    plan = plan_docker_archive(img.config_digest, img.config, img.layers, ["localhost:5000/a/b:v1"])
+    plan = plan_docker_archive(img.parsed.config, img.config, img.parsed.layers, ["localhost:5000/a/b:v1"])
     assert json.loads(plan.static["repositories"]) == {"localhost:5000/a/b": {"v1": img.layers[0]["digest"][7:]}}
 
 
@@ -487,7 +502,7 @@ def test_duplicate_member_names_are_refused():
 
 def test_plan_entries_are_ordered_and_split():
     img = Image(15, nlayers=2)
-    plan = plan_docker_archive(img.config_digest, img.config, img.layers, ["a:b"])
+    plan = plan_docker_archive(img.parsed.config, img.config, img.parsed.layers, ["a:b"])
     assert isinstance(plan, ArchivePlan)
     assert set(plan.static) == {"manifest.json", "repositories", img.config_digest[7:] + ".json"}
     assert {r.digest for r in plan.blobs.values()} == set(img.blobs)

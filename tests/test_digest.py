@@ -6,8 +6,8 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from hocker_fetch.digest import (DigestVerifier, nix_base32, nix_base32_decode, parse_digest, to_nix_base32,
-                                 to_sri)
+from hocker_fetch.digest import (DigestVerifier, file_digest, nix_base32, nix_base32_decode, parse_digest,
+                                 sha256_digest, to_nix_base32, to_sri, verify_bytes)
 from hocker_fetch.errors import UsageError, VerificationError
 
 
@@ -32,6 +32,20 @@ def test_parse_digest_forms():
                 "sha256:" + "a" * 65]:
         with pytest.raises(UsageError):
             parse_digest(bad)
+
+
+def test_file_digest_reads_in_chunks(tmp_path):
+    data = os.urandom(10_000)
+    (tmp_path / "blob").write_bytes(data)
+    assert file_digest(str(tmp_path / "blob"), chunk_size=999) == sha256_digest(data)
+
+
+def test_verify_bytes():
+    data = b"config"
+    verify_bytes(data, sha256_digest(data), len(data))
+    for digest, size in [(sha256_digest(b"other"), None), (sha256_digest(data), len(data) + 1)]:
+        with pytest.raises(VerificationError):
+            verify_bytes(data, digest, size)
 
 
 def test_verifier_accepts_exact_and_rejects_others():

@@ -49,9 +49,7 @@ def cases() -> dict[str, str]:
     multi = resolve_reference("library/multi", "oci", "http://127.0.0.1:5000")
     by_digest = resolve_reference(f"ghcr.io/o/app@{fake_manifest('app', 1).digest}")
     idx = index_blob("multi")
-    from hocker_fetch.nixgen import Blob
-
-    idx_blob = Blob(idx.digest, len(idx.raw), idx.media_type)
+    idx_blob = idx.descriptor
     single = pin_from_parts(hub, registry_uri(hub), [(fake_manifest("debian", 2, DOCKER_MANIFEST), None)])
     nested = pin_from_parts(local, registry_uri(local), [(fake_manifest("nested", 1), None)])
     alt = pin_from_parts(hub, registry_uri(hub), [(fake_manifest("debian", 2, DOCKER_MANIFEST), None)],

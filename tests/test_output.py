@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from hocker_fetch import output
+from hocker_fetch import atomic
 from hocker_fetch.errors import UsageError, VerificationError
-from hocker_fetch.output import AtomicDir, AtomicFile, BlobSink, FileSink, RegionSink
+from hocker_fetch.atomic import AtomicDir, AtomicFile
+from hocker_fetch.sinks import BlobSink, BytesSink, FileSink, RegionSink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,7 +38,7 @@ def test_atomic_file_success_writes_exact_content(tmp_path):
         os.pwrite(af.fd, b"W", 6)
         assert not target.exists()
     assert target.read_bytes() == b"hello World"
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644 & ~output.current_umask()
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644 & ~atomic.current_umask()
     assert leftovers(tmp_path) == []
 
 
@@ -49,7 +50,7 @@ def test_atomic_file_mode_honours_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "private").st_mode) == 0o600
-    assert output.current_umask() == old
+    assert atomic.current_umask() == old
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()])
@@ -134,7 +135,7 @@ def test_sigint_in_another_process_leaves_nothing(tmp_path):
     target = tmp_path / "out.tar"
     code = (
         "import sys, time\n"
-        "from hocker_fetch.output import AtomicFile\n"
+        "from hocker_fetch.atomic import AtomicFile\n"
         "with AtomicFile(sys.argv[1]) as af:\n"
         "    af.write(b'x' * 1000000); af.file.flush()\n"
         "    print('ready', flush=True)\n"
@@ -169,8 +170,8 @@ def test_atomic_dir_success(tmp_path):
         assert os.path.basename(ad.path).startswith(".layout.hocker-")
     assert (target / "oci-layout").read_bytes() == b"{}"
     assert (target / "blobs" / "sha256" / "abc").read_bytes() == b"blob"
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o777 & ~output.current_umask()
-    assert stat.S_IMODE(os.stat(target / "oci-layout").st_mode) == 0o666 & ~output.current_umask()
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o777 & ~atomic.current_umask()
+    assert stat.S_IMODE(os.stat(target / "oci-layout").st_mode) == 0o666 & ~atomic.current_umask()
     assert os.listdir(tmp_path) == ["layout"]
 
 
@@ -210,7 +211,7 @@ def test_atomic_dir_exchange_never_hides_the_target(tmp_path):
     probe.mkdir()
     other = tmp_path / "other"
     other.mkdir()
-    if not output._exchange(str(probe), str(other)):
+    if not atomic._exchange(str(probe), str(other)):
         pytest.skip("renameat2(RENAME_EXCHANGE) not supported here")
     missing, stop = [], threading.Event()
 
@@ -307,6 +308,22 @@ def test_file_sink_restart_truncates(tmp_path):
         s.write(b"short")
         s.verify_complete()  # no size: nothing to check
     assert (tmp_path / "f").read_bytes() == b"short"
+
+
+def test_bytes_sink_is_a_full_blob_sink():
+    s = BytesSink()
+    assert isinstance(s, BlobSink)
+    s.write(b"false start")
+    s.restart()
+    s.write(b"config")
+    assert (bytes(s.buffer), s.tell()) == (b"config", 6)
+    s.verify_complete()  # no size: nothing to check
+    sized = BytesSink(size=3, digest="sha256:abc")
+    with pytest.raises(VerificationError):
+        sized.write(b"four")
+    sized.write(b"ab")
+    with pytest.raises(VerificationError):
+        sized.verify_complete()
 
 
 def test_region_sink_refuses_overflow_and_protects_neighbours(tmp_path):

@@ -80,6 +80,11 @@ def test_tag_argument():
         resolve_reference("debian:8", "9")
     with pytest.raises(UsageError):
         resolve_reference("debian", "bad tag")
+    for unicode_tag in ("débian", "١٢"):  # docker's \w is ASCII: a registry URL or docker load would refuse these
+        with pytest.raises(UsageError):
+            resolve_reference("debian", unicode_tag)
+        with pytest.raises(UsageError):
+            parse_reference(f"debian:{unicode_tag}")
 
 
 @settings(max_examples=3000, deadline=None)

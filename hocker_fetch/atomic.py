@@ -1,29 +1,12 @@
-"""Atomic outputs and blob sinks.
+"""Atomic outputs: nothing partial or unverified ever appears under the name the user asked for.
 
-The tools promise that an interrupted or failed run never leaves a partial or
-unverified file at ``--out PATH``, not even briefly under the final name.  Every
-output is therefore written beside its target under a hidden temporary name
-(``.<basename>.hocker-XXXXXXXX``) and renamed onto the target only once the
-caller has verified everything (:meth:`AtomicFile.commit`).
-
-Blob bytes reach their destination through a *blob sink* (:class:`BlobSink`):
-the registry client streams a blob, hashing it as it goes, into ``sink.write``;
-on a resumed download it asks ``sink.tell()`` for the ``Range: bytes=N-`` start,
-and if the server ignores the Range (200 instead of 206) it calls
-``sink.restart()`` and starts over.  Two sinks exist:
-
-* :class:`FileSink` -- sequential writes into a file object (one blob per file,
-  e.g. ``blobs/sha256/<hex>`` of an OCI layout directory);
-* :class:`RegionSink` -- ``os.pwrite`` into a fixed region of an already-sized
-  file, so several threads can fill different members of one tar file (see
-  ``hocker_fetch.archive.TarLayout``) in parallel.
-
-Both refuse bytes past the declared size (:class:`VerificationError`) and offer
-:meth:`verify_complete` to check that exactly the declared size arrived.
-
-Only ``SIGINT`` (KeyboardInterrupt) and ordinary exceptions are cleaned up
-here; a process killed by ``SIGKILL`` may leave a hidden temporary file beside
-the target, but never anything under the target's name.
+The tools promise that an interrupted or failed run never leaves a partial or unverified file at
+`--out PATH`, not even briefly under the final name. Every output is therefore written beside its target
+under a hidden temporary name (`.<basename>.hocker-XXXXXXXX`) and renamed onto the target only once the
+caller has verified everything (`AtomicFile.commit`, `AtomicDir.commit`; a directory that already exists is
+swapped in with renameat2 where the kernel can). Only SIGINT (KeyboardInterrupt) and ordinary exceptions
+are cleaned up here; a process killed by SIGKILL may leave a hidden temporary file beside the target, but
+never anything under the target's name.
 """
 
 from __future__ import annotations
@@ -36,32 +19,24 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import BinaryIO, Callable, List, Optional, Protocol, Union, runtime_checkable
+from typing import BinaryIO, Callable, List, Optional, TypeVar, Union
 
-from .errors import UsageError, VerificationError
+from .errors import UsageError
 
-__all__ = [
-    "AtomicFile",
-    "AtomicDir",
-    "BlobSink",
-    "FileSink",
-    "RegionSink",
-    "current_umask",
-]
+_Self = TypeVar("_Self", bound="_Atomic")
+
+__all__ = ["AtomicFile", "AtomicDir", "current_umask"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 _TEMP_INFIX = ".hocker-"
 
 
-# --------------------------------------------------------------------------- helpers
-
-
 def current_umask() -> int:
     """The process umask, read without changing it when possible.
 
-    ``os.umask`` can only be read by setting it, which races with other threads
-    creating files; Linux exposes it in ``/proc/self/status`` instead.
+    `os.umask` can only be read by setting it, which races with other threads
+    creating files; Linux exposes it in `/proc/self/status` instead.
     """
     try:
         with open("/proc/self/status", "rb") as f:
@@ -152,15 +127,14 @@ class _Atomic:
             self._cleanup()
             self._state = "discarded"
 
-    def __enter__(self):
+    def __enter__(self: _Self) -> _Self:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: object) -> None:
         if exc_type is None:
             self.commit()
         else:
             self.discard()
-        return False
 
     def __del__(self) -> None:  # last resort: never leave the temporary output behind
         try:
@@ -173,7 +147,7 @@ class _Atomic:
 class AtomicFile(_Atomic):
     """A file output that appears at its target only when complete.
 
-    Usage::
+    Usage:
 
         with AtomicFile("out.tar") as af:
             af.file.write(b"...")        # or os.pwrite(af.fd, ...), RegionSinks ...
@@ -183,19 +157,19 @@ class AtomicFile(_Atomic):
         # temporary file is closed and removed, the exception propagates, and a
         # pre-existing out.tar keeps its old content.
 
-    ``commit()`` and ``discard()`` may also be called explicitly (both are
+    `commit()` and `discard()` may also be called explicitly (both are
     idempotent; after one of them the other is a no-op).
 
-    Attributes: ``target`` (absolute final path), ``path`` (the temporary
-    file, ``.<basename>.hocker-XXXXXXXX`` in the target's directory), ``fd`` and
-    ``file`` (a buffered binary file object on ``fd`` opened ``w+b``).  Do not
-    mix buffered ``file.write`` with ``os.pwrite`` on overlapping regions
-    without ``file.flush()`` in between.
+    Attributes: `target` (absolute final path), `path` (the temporary
+    file, `.<basename>.hocker-XXXXXXXX` in the target's directory), `fd` and
+    `file` (a buffered binary file object on `fd` opened `w+b`).  Do not
+    mix buffered `file.write` with `os.pwrite` on overlapping regions
+    without `file.flush()` in between.
 
-    The committed file's mode is ``mode & ~umask`` (default 0644 under the
-    usual umask 022), as a plain ``open()`` would have produced.
+    The committed file's mode is `mode & ~umask` (default 0644 under the
+    usual umask 022), as a plain `open()` would have produced.
 
-    The target's directory must exist (:class:`UsageError` otherwise), and the
+    The target's directory must exist (`UsageError` otherwise), and the
     target must not be a directory.  A symlink at the target is replaced by
     the file (not followed).
     """
@@ -288,7 +262,7 @@ def _exchange(a: str, b: str) -> bool:
 class AtomicDir(_Atomic):
     """A directory output (e.g. an OCI layout) that appears at its target only when complete.
 
-    Usage::
+    Usage:
 
         with AtomicDir("out-layout") as ad:
             ad.write_file("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
@@ -297,11 +271,11 @@ class AtomicDir(_Atomic):
         # clean exit: every file fsynced, the tree moved onto the target.
 
     The tree is built in a hidden temporary directory beside the target
-    (``.<basename>.hocker-XXXXXXXX``, ``.path``).  On commit:
+    (`.<basename>.hocker-XXXXXXXX`, `.path`).  On commit:
 
-    * target absent: ``rename(tmp, target)``;
+    * target absent: `rename(tmp, target)`;
     * target present: it is swapped with the new tree atomically with
-      ``renameat2(RENAME_EXCHANGE)`` where the kernel and filesystem support it
+      `renameat2(RENAME_EXCHANGE)` where the kernel and filesystem support it
       (the target name then never disappears), otherwise the old tree is
       renamed away to a hidden sibling, the new one renamed in (the old one is
       renamed back if that fails) -- leaving only a window of microseconds
@@ -309,14 +283,14 @@ class AtomicDir(_Atomic):
       old tree is then removed.
 
     Because replacing means deleting, an existing target is only replaced if
-    it is a directory that is empty or contains ``replace_marker`` (default
-    ``oci-layout``, i.e. it is an earlier OCI layout); anything else is a
-    :class:`UsageError`, checked up front and again at commit.  This keeps a
-    mistyped ``--out ~`` from deleting a home directory.
+    it is a directory that is empty or contains `replace_marker` (default
+    `oci-layout`, i.e. it is an earlier OCI layout); anything else is a
+    `UsageError`, checked up front and again at commit.  This keeps a
+    mistyped `--out ~` from deleting a home directory.
 
     On an exception (including KeyboardInterrupt) the temporary tree is removed
-    and the target is left untouched.  Directory modes are ``0777 & ~umask``,
-    file modes ``0666 & ~umask`` (``mode`` argument of :meth:`create_file`).
+    and the target is left untouched.  Directory modes are `0777 & ~umask`,
+    file modes `0666 & ~umask` (`mode` argument of `create_file`).
     """
 
     def __init__(self, target: PathLike, replace_marker: Optional[str] = "oci-layout") -> None:
@@ -349,17 +323,17 @@ class AtomicDir(_Atomic):
                 )
 
     def join(self, relpath: str) -> str:
-        """Absolute path of ``relpath`` inside the temporary tree (no escaping it)."""
+        """Absolute path of `relpath` inside the temporary tree (no escaping it)."""
         rel = os.path.normpath(relpath)
         if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep) or rel == ".":
             raise ValueError(f"path escapes the output directory: {relpath!r}")
         return os.path.join(self.path, rel)
 
     def create_file(self, relpath: str, mode: int = 0o666) -> BinaryIO:
-        """Create (truncate) ``relpath`` and return a binary file object on it.
+        """Create (truncate) `relpath` and return a binary file object on it.
 
         Parent directories are created.  The object is flushed, fsynced and
-        closed by :meth:`commit` (or closed by :meth:`discard`); the caller may
+        closed by `commit` (or closed by `discard`); the caller may
         close it earlier.
         """
         if self._state != "open":
@@ -434,113 +408,3 @@ class AtomicDir(_Atomic):
                 pass
         self._files.clear()
         shutil.rmtree(self.path, ignore_errors=True)
-
-
-
-# --------------------------------------------------------------------------- blob sinks
-
-
-@runtime_checkable
-class BlobSink(Protocol):
-    """Where the registry client writes a blob's bytes while verifying them."""
-
-    def write(self, data: bytes) -> None:
-        """Append ``data``."""
-
-    def restart(self) -> None:
-        """Discard everything written (the server ignored our Range; we start over)."""
-
-    def tell(self) -> int:
-        """Bytes written so far (used to resume with ``Range: bytes=N-``)."""
-
-
-def _label(digest: Optional[str]) -> str:
-    return f" {digest}" if digest else ""
-
-
-class FileSink:
-    """Sequential writes into a binary file object, starting at its current position.
-
-    ``restart()`` seeks back to that start and truncates there.  With ``size``
-    given, bytes past it are refused with :class:`VerificationError` (nothing
-    of the offending chunk is written).
-    """
-
-    def __init__(self, fileobj: BinaryIO, size: Optional[int] = None, digest: Optional[str] = None) -> None:
-        self.file = fileobj
-        self.size = size
-        self.digest = digest
-        self._start = fileobj.tell()
-        self._written = 0
-
-    def write(self, data: bytes) -> None:
-        n = len(data)
-        if self.size is not None and self._written + n > self.size:
-            raise VerificationError(f"blob{_label(self.digest)} larger than its declared size ({self.size} bytes)")
-        self.file.write(data)
-        self._written += n
-
-    def restart(self) -> None:
-        self.file.seek(self._start)
-        self.file.truncate(self._start)
-        self._written = 0
-
-    def tell(self) -> int:
-        return self._written
-
-    def verify_complete(self) -> None:
-        """VerificationError unless exactly ``size`` bytes were written."""
-        if self.size is not None and self._written != self.size:
-            raise VerificationError(
-                f"blob{_label(self.digest)} has {self._written} bytes, its declared size is {self.size}"
-            )
-
-
-class RegionSink:
-    """Writes into the fixed region ``[offset, offset+size)`` of an open file with ``os.pwrite``.
-
-    The file must already be sized (``TarLayout.write_skeleton`` does it).  Each
-    sink is meant for one writer thread; different sinks over the same ``fd``
-    may be used concurrently (``pwrite`` does not move the shared file
-    offset).  Bytes past ``size`` are refused with :class:`VerificationError`
-    before anything of the offending chunk is written, so a lying server can
-    never overwrite a neighbouring member.
-    """
-
-    def __init__(self, fd: int, offset: int, size: int, digest: Optional[str] = None) -> None:
-        if offset < 0 or size < 0:
-            raise ValueError("negative offset or size")
-        self.fd = fd
-        self.offset = offset
-        self.size = size
-        self.digest = digest
-        self._written = 0
-
-    def write(self, data: bytes) -> None:
-        n = len(data)
-        if self._written + n > self.size:
-            raise VerificationError(f"blob{_label(self.digest)} larger than its declared size ({self.size} bytes)")
-        view = memoryview(data)
-        pos = self.offset + self._written
-        while view:
-            k = os.pwrite(self.fd, view, pos)
-            if k <= 0:  # pragma: no cover - pwrite on a regular file does not return 0
-                raise OSError(errno.EIO, "short write")
-            view = view[k:]
-            pos += k
-        self._written += n
-
-    def restart(self) -> None:
-        # The region is rewritten from its start; stale bytes beyond the new
-        # end are caught by verify_complete (size mismatch) or overwritten.
-        self._written = 0
-
-    def tell(self) -> int:
-        return self._written
-
-    def verify_complete(self) -> None:
-        """VerificationError unless exactly ``size`` bytes were written."""
-        if self._written != self.size:
-            raise VerificationError(
-                f"blob{_label(self.digest)} has {self._written} bytes, its declared size is {self.size}"
-            )
