@@ -43,8 +43,8 @@ N_CREDS = 500
 N_MANIFEST = 800
 N_MUTATED = 1000
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-                derandomize=False, database=None)
+# derandomize and database come from the profile conftest.py loads ("ci": derandomized; "dev": random)
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 class Count:
