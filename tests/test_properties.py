@@ -12,7 +12,8 @@ and the whole credential resolution, and manifest/index parsing on st.recursive 
 mutated real manifests (byte level and JSON level), followed by platform selection.
 
 Case counts: each property runs exactly as a nested @given function, counted by `Count`; the test asserts the
-count reached its max_examples, so the numbers in docs/guarantees.md are checked, not hoped for.
+count reached its max_examples, so the numbers in README.md's "Guarantees" section (the row "Parsers take
+arbitrary input") are checked, not hoped for.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from hocker_fetch.manifest import (DOCKER_LIST, DOCKER_MANIFEST, INDEX_TYPES, MA
 from hocker_fetch.reference import parse_reference, parse_registry_uri, resolve_reference
 from support.leaks import SECRET_FIELDS, assert_independent_of_secrets, mark_secrets, marked, outcome
 
-# The case counts promised in docs/guarantees.md (keep the two in step).
+# The case counts promised in README.md, section "Guarantees" (keep the two in step).
 N_REF = 1000
 N_DIGEST = 1500
 N_BASE32 = 2000
