@@ -3,6 +3,9 @@ server, and skopeo-pushed deterministic images. Nothing is mocked.
 
 Deliberately does not import hocker_fetch, so the infrastructure works while the package grows.
 
+Hypothesis profiles (see _load_hypothesis_profile): "ci" when CI is set (`.ci/run` runs with CI=true),
+"dev" otherwise; HYPOTHESIS_PROFILE=ci|dev chooses explicitly, and pytest's --hypothesis-profile wins over both.
+
 Fixtures:
   plain_registry / basic_registry / token_registry  (session) started + seeded RegistryServer
   any_registry       (session, parametrised over the three modes)
@@ -13,12 +16,14 @@ Fixtures:
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # `support` lives next to this file; make it importable whatever pytest's rootdir/import mode is.
 _HERE = str(Path(__file__).resolve().parent)
@@ -28,6 +33,33 @@ if _HERE not in sys.path:
 from support import images as _images  # noqa: E402
 from support.pki import Pki, make_pki  # noqa: E402
 from support.registry import REGISTRY_BIN, RegistryServer  # noqa: E402
+
+# Hypothesis profiles. Both leave max_examples to each test and turn off what depends on the machine's load,
+# not on the code: the per-example deadline and the "data generation is too slow" health check (2 shared cores
+# can stall any example for seconds).
+#   ci:  derandomized: the examples are derived from each test function, so every run on any machine tests
+#        the same inputs and a failure reproduces; no example database. (--hypothesis-seed has no effect.)
+#   dev: random, a new exploration every run (--hypothesis-seed=N replays one), with the local example
+#        database (.hypothesis/, git-ignored) so a failure found once is tried first next time.
+# A test's own @settings override the profile key by key, so tests must not set derandomize or database (the
+# profiles would stop meaning anything), and one that sets suppress_health_check (which replaces the list,
+# it does not extend it) lists HealthCheck.too_slow too.
+# Both start from Hypothesis' own "default" profile: without a parent they would inherit whatever profile is
+# loaded when this runs, and Hypothesis loads its built-in "ci" by itself whenever CI is set at all.
+_BASE = settings.get_profile("default")
+settings.register_profile("ci", _BASE, deadline=None, derandomize=True, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", _BASE, deadline=None, derandomize=False, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _load_hypothesis_profile(env: Mapping[str, str] = os.environ) -> str:
+    name = env.get("HYPOTHESIS_PROFILE") or (
+        "ci" if env.get("CI", "").strip().lower() not in ("", "0", "false", "no") else "dev")
+    settings.load_profile(name)  # an unknown name is an error that lists the registered ones
+    return name
+
+
+_load_hypothesis_profile()
 
 
 def _require_tools() -> None:

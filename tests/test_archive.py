@@ -476,7 +476,8 @@ def test_huge_member_gets_a_pax_size(tmp_path):
         assert ms[1].offset_data == layout.data_offset("huge.bin")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(
     st.tuples(
         st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0/"), min_size=1, max_size=160)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from clitools import clean_env, cred_env, registry_args, run
+from support.clitools import clean_env, cred_env, registry_args, run
 
 USAGE, AUTH, NOT_FOUND, VERIFY = 2, 3, 4, 5
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import cred_env, registry_args, run
+from support.clitools import cred_env, registry_args, run
 from support.images import run_skopeo, skopeo_args
 
 SINGLE = ["library/hello:oci", "library/hello:v2s2", "a/b/c:nested", "library/plain:uncompressed"]

@@ -6,7 +6,7 @@ import os
 import pty
 import subprocess
 
-from clitools import clean_env, tool
+from support.clitools import clean_env, tool
 
 
 def run_with_tty_stderr(*args: str) -> tuple[int, bytes, bytes]:

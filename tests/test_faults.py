@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import run
+from support.clitools import run
 from support.faultproxy import BLOB, MANIFEST, FaultProxy, blob_path
 
 PLATFORM = ["--platform", "linux/amd64"]

@@ -29,7 +29,7 @@ from typing import Optional
 
 import pytest
 
-from clitools import clean_env, tool
+from support.clitools import clean_env, tool
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

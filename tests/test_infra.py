@@ -187,7 +187,9 @@ def test_token_expiry_is_configurable(token_registry: RegistryServer, token_serv
 
 
 def test_reference_registry_negotiation_facts(plain_registry: RegistryServer) -> None:
-    """The registry behaviours real-components.md describes, which client tests rely on."""
+    """What the reference registry does that client tests rely on: OCI content is a 404 when Accept lacks the
+    OCI type, a docker list asked for as a manifest gives the linux/amd64 one, HEAD gives Docker-Content-Digest,
+    blobs honour Range, and a blob is only served through a repository that links it."""
     reg = plain_registry
     r = im.manifest_http(reg, "library/hello", "oci", accept=DOCKER_MANIFEST)
     assert r.status_code == 404  # OCI content without the OCI type in Accept

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import clean_env, tool
+from support.clitools import clean_env, tool
 from support.faultproxy import FaultProxy, blob_path
 
 REPO, TAG = "library/hello", "oci"

@@ -33,8 +33,8 @@ from typing import Optional
 
 import pytest
 
-from clitools import clean_env, tool
 from support import nixenv
+from support.clitools import clean_env, tool
 from support.nixenv import docker2nix as nix_docker2nix
 from support.nixenv import file_sha, skopeo_config_digest, stream_image
 

@@ -32,8 +32,9 @@ def run(name: str, *args: str, env: Optional[dict[str, str]] = None, input: Opti
                           timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
 
 
-def registry_args(reg: Any, *, creds: bool = True) -> list[str]:
-    """hocker form: --registry URL, plus the CA and (unless creds=False) credentials via a file-free path."""
+def registry_args(reg: Any) -> list[str]:
+    """hocker form: --registry URL, plus --ca-file for a TLS registry. Credentials are not arguments: give
+    them with cred_env (DOCKER_USER/DOCKER_PASS), so they stay off every command line."""
     args = ["--registry", reg.url]
     if reg.ca_file:
         args += ["--ca-file", reg.ca_file]
