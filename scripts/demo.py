@@ -65,7 +65,8 @@ def main() -> None:
             step("a docker-load archive, layers in parallel",
                  [tool("hocker-image"), "--registry", reg.url, "--out", str(archive), "library/hello", "1.0"])
             step("skopeo reads the archive (as docker load would)",
-                 ["skopeo", "--policy", str(policy), "copy", "-q", f"docker-archive:{archive}", f"dir:{work / 'check'}"])
+                 ["skopeo", "--policy", str(policy), "copy", "-q", f"docker-archive:{archive}",
+                  f"dir:{work / 'check'}"])
             loaded = json.loads((work / "check" / "manifest.json").read_bytes())["config"]["digest"]
             expected = "sha256:" + hashlib.sha256(config).hexdigest()
             assert loaded == expected, (loaded, expected)

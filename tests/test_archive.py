@@ -14,7 +14,7 @@ import tarfile
 import threading
 
 import pytest
-from hypothesis import given, settings, HealthCheck
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hocker_fetch.archive import (
@@ -27,9 +27,9 @@ from hocker_fetch.archive import (
     write_dir,
     write_tar,
 )
+from hocker_fetch.atomic import AtomicDir, AtomicFile
 from hocker_fetch.errors import ManifestError, UsageError, VerificationError
 from hocker_fetch.manifest import Descriptor, Platform, parse_manifest
-from hocker_fetch.atomic import AtomicDir, AtomicFile
 
 SKOPEO = shutil.which("skopeo")
 PODMAN = shutil.which("podman")

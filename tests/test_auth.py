@@ -1,10 +1,12 @@
 """WWW-Authenticate parsing and the plain-HTTP credential guard."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hocker_fetch.auth import parse_challenges
-from hocker_fetch.transport import check_transport, is_loopback
 from hocker_fetch.errors import UsageError
+from hocker_fetch.transport import check_transport, is_loopback
 
 
 def test_bearer_challenge():
@@ -40,8 +42,6 @@ def test_no_credentials_in_clear_text_to_remote_hosts():
     with pytest.raises(UsageError, match="plain HTTP"):
         check_transport("http://example.com/v2/", insecure=False)
 
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=2000, deadline=None)

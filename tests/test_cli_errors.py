@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-
 from support.clitools import clean_env, cred_env, registry_args, run
 
 USAGE, AUTH, NOT_FOUND, VERIFY = 2, 3, 4, 5

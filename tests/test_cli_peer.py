@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-
 from support.clitools import cred_env, registry_args, run
 from support.images import run_skopeo, skopeo_args
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.leaks import SECRET_FIELDS, assert_independent_of_secrets, mark_secrets, outcome
 
 from hocker_fetch.auth import resolve_credentials as resolve
 from hocker_fetch.credentials import Credentials, from_environment, parse_credentials_file
 from hocker_fetch.dockerconfig import DOCKER_HUB_SERVER_URL, config_locations, from_docker_config
 from hocker_fetch.errors import AuthError, UsageError
-from support.leaks import SECRET_FIELDS, assert_independent_of_secrets, mark_secrets, outcome
 
 SECRET = "s3cr3t-Pa55=word"
 TOKEN = "tok.en-XYZ.987"
@@ -196,7 +196,8 @@ def test_path_with_newline_stays_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(info.value) and "a\\nb" in str(info.value)
 
 
-_LINE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), max_size=40)
+_LINE = st.text(st.characters(blacklist_categories=("Cs",),
+                              blacklist_characters="\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), max_size=40)
 
 
 @settings(max_examples=300, deadline=None,
@@ -783,7 +784,8 @@ def test_resolve_usage_errors(tmp_path: Path, kwargs: dict[str, str], problem: s
     assert_no_secret(str(info.value), SECRET, TOKEN)
 
 
-def test_resolve_bad_credentials_file_does_not_fall_through(everything: tuple[dict[str, str], str], tmp_path: Path) -> None:
+def test_resolve_bad_credentials_file_does_not_fall_through(everything: tuple[dict[str, str], str],
+                                                            tmp_path: Path) -> None:
     env, _ = everything
     with pytest.raises(UsageError, match="no such file"):
         call(env, credentials_file=str(tmp_path / "missing"))

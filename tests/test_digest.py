@@ -4,10 +4,20 @@ import hashlib
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hocker_fetch.digest import (DigestVerifier, file_digest, nix_base32, nix_base32_decode, parse_digest,
-                                 sha256_digest, to_nix_base32, to_sri, verify_bytes)
+from hocker_fetch.digest import (
+    DigestVerifier,
+    file_digest,
+    nix_base32,
+    nix_base32_decode,
+    parse_digest,
+    sha256_digest,
+    to_nix_base32,
+    to_sri,
+    verify_bytes,
+)
 from hocker_fetch.errors import UsageError, VerificationError
 
 

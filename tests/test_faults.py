@@ -22,7 +22,6 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
-
 from support.clitools import run
 from support.faultproxy import BLOB, MANIFEST, FaultProxy, blob_path
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-
 from support.clitools import clean_env, tool
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from support import images as im
 from support.images import ACCEPT_ALL, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_LAYER_TAR, OCI_MANIFEST
 from support.registry import RegistryServer
@@ -85,7 +84,7 @@ def test_layer_sharing_and_uncompressed_layer(any_registry: RegistryServer, blob
     hello2 = imgs["library/hello2:oci"].single.layers
     assert hello[0][0] == hello2[0][0] and hello[1][0] != hello2[1][0]
     # the schema2 copy reuses the very same (gzip) blobs under docker media types
-    assert [l[0] for l in imgs["library/hello:v2s2"].single.layers] == [l[0] for l in hello]
+    assert [layer[0] for layer in imgs["library/hello:v2s2"].single.layers] == [layer[0] for layer in hello]
     plain = imgs["library/plain:uncompressed"].single
     digest, mt, size = plain.layers[0]
     assert mt == OCI_LAYER_TAR
@@ -194,7 +193,8 @@ def test_reference_registry_negotiation_facts(plain_registry: RegistryServer) ->
     r = im.manifest_http(reg, "library/hello", "oci", accept=DOCKER_MANIFEST)
     assert r.status_code == 404  # OCI content without the OCI type in Accept
     r = im.manifest_http(reg, "library/multi", "list", accept=DOCKER_MANIFEST)
-    assert r.status_code == 200 and r.content == reg.images["library/multi:list"].platforms["linux/amd64"].manifest_bytes
+    amd64 = reg.images["library/multi:list"].platforms["linux/amd64"]
+    assert r.status_code == 200 and r.content == amd64.manifest_bytes
     r = im.manifest_http(reg, "library/hello", "oci", method="HEAD")
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == reg.images["library/hello:oci"].digest
     layer = reg.images["library/hello:oci"].single.layers[0][0]

@@ -5,8 +5,16 @@ import json
 import pytest
 
 from hocker_fetch.errors import ManifestError, UsageError
-from hocker_fetch.manifest import (DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, ImageIndex, ImageManifest, Platform,
-                                   parse_manifest, select_platform)
+from hocker_fetch.manifest import (
+    DOCKER_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    parse_manifest,
+    select_platform,
+)
 
 H = "sha256:" + "0" * 64
 L = "sha256:" + "1" * 64

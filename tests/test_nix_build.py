@@ -17,10 +17,22 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-
 from support import nixenv
-from support.nixenv import (BIN, NIX_DIR, REPO, SECRET_IMAGE, VENV, Nix, auth_failure, base_env, docker2nix,
-                            file_sha, sha, skopeo_config_digest, stream_image)
+from support.nixenv import (
+    BIN,
+    NIX_DIR,
+    REPO,
+    SECRET_IMAGE,
+    VENV,
+    Nix,
+    auth_failure,
+    base_env,
+    docker2nix,
+    file_sha,
+    sha,
+    skopeo_config_digest,
+    stream_image,
+)
 
 nix = nixenv.nix  # the module-scoped fixtures
 gen_dir = nixenv.gen_dir
@@ -176,7 +188,8 @@ def test_hocker_era_file_without_digests_still_builds(nix: Nix, gen_dir: Path, p
     expr = docker2nix(plain_registry, "library/hello:oci", gen_dir / "hello.nix")
     old = "\n".join(line for line in expr.read_text().splitlines()
                     if "imageDigest = " not in line and "configDigest = " not in line and "platform = " not in line)
-    old = old.replace("inherit tag registry repository imageName imageDigest;", "inherit tag registry repository imageName;")
+    old = old.replace("inherit tag registry repository imageName imageDigest;",
+                      "inherit tag registry repository imageName;")
     hocker_file = gen_dir / "hocker-era.nix"
     hocker_file.write_text(old + "\n")
     [config] = nix.build_paths(hocker_file, attr="imageConfig")
@@ -355,7 +368,8 @@ in final
     fetchers = nix.run("nix", "eval", "--json", f"{flake}#lib", *common, "--apply",
                        'lib: builtins.attrNames (lib.fetchersFor "x86_64-linux")').stdout
     assert json.loads(fetchers) == ["fetchDockerConfig", "fetchDockerLayer", "fetchDockerManifest", "fetchdocker"]
-    assert nix.run("nix", "eval", "--raw", f"{flake}#packages.x86_64-linux.default", *common).stdout == str(fake["hocker"])
+    package = nix.run("nix", "eval", "--raw", f"{flake}#packages.x86_64-linux.default", *common).stdout
+    assert package == str(fake["hocker"])
     assert nix.run("nix", "eval", "--raw", f"{flake}#apps.aarch64-linux.default.program", *common).stdout \
         == f"{fake['hocker']}/bin/docker2nix"
     kinds = nix.run("nix", "eval", "--json", f"{flake}#overlays.default", *common, "--apply",

@@ -17,7 +17,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from support.faultproxy import BLOB, FaultProxy, blob_path
 from support.nixenv import Nix, docker2nix, file_sha
 

@@ -57,8 +57,8 @@ def cases() -> dict[str, str]:
     two = pin_from_parts(multi, registry_uri(multi),
                          [(fake_manifest("amd64", 2), Platform.parse("linux/amd64")),
                           (fake_manifest("arm64", 2), Platform.parse("linux/arm64"))], idx_blob)
-    one_of_index = pin_from_parts(multi, registry_uri(multi), [(fake_manifest("arm64", 2), Platform.parse("linux/arm64"))],
-                                  idx_blob)
+    one_of_index = pin_from_parts(multi, registry_uri(multi),
+                                  [(fake_manifest("arm64", 2), Platform.parse("linux/arm64"))], idx_blob)
     digest_only = pin_from_parts(by_digest, registry_uri(by_digest), [(fake_manifest("app", 1), None)])
     return {
         "hub-base32.nix": render_nix(single),
@@ -91,7 +91,8 @@ def test_hocker_shape_is_kept() -> None:
                            '  name = "debian";\n  registry = "https://registry-1.docker.io/v2/";\n'
                            '  repository = "library";\n  imageName = "debian";\n  tag = "jessie";\n')
     for snippet in ("  imageConfig = fetchDockerConfig {\n    inherit tag registry repository imageName imageDigest;\n",
-                    "  imageLayers = let\n    layer0 = fetchDockerLayer {\n      inherit registry repository imageName;\n",
+                    "  imageLayers = let\n    layer0 = fetchDockerLayer {\n"
+                    "      inherit registry repository imageName;\n",
                     "  in [ layer0 layer1 ];\n}\n"):
         assert snippet in body
 
@@ -125,8 +126,8 @@ def test_golden_files_evaluate(nix_env: dict[str, str]) -> None:
                                      "imageName": "debian", "registry": "https://registry-1.docker.io/v2/",
                                      "repository": "library", "tag": "jessie",
                                      "sha256": to_nix_base32(m.config.digest)}
-    assert [l["layerDigest"] for l in single["imageLayers"]] == [d.digest[7:] for d in m.layers]
-    assert [l["sha256"] for l in single["imageLayers"]] == [to_nix_base32(d.digest) for d in m.layers]
+    assert [layer["layerDigest"] for layer in single["imageLayers"]] == [d.digest[7:] for d in m.layers]
+    assert [layer["sha256"] for layer in single["imageLayers"]] == [to_nix_base32(d.digest) for d in m.layers]
 
     alt = nix_eval(nix_env, f"import {GOLDEN / 'hub-alt-name.nix'} {STUBS}")
     assert alt["image"] == 'my "odd" ${name}:jessie'  # escaped: nothing interpolated
@@ -196,8 +197,8 @@ def test_json_lock_matches_the_registry(plain_registry) -> None:
         assert p["manifest"]["digest"] == pi.manifest_digest
         assert p["manifest"]["size"] == len(pi.manifest_bytes)
         assert p["config"]["digest"] == pi.config_digest and p["config"]["size"] == len(pi.config_bytes)
-        assert [(l["digest"], l["mediaType"], l["size"]) for l in p["layers"]] == [tuple(x) for x in pi.layers]
-        assert all(l["sha256"] == to_nix_base32(l["digest"]) for l in p["layers"])
+        assert [(d["digest"], d["mediaType"], d["size"]) for d in p["layers"]] == [tuple(x) for x in pi.layers]
+        assert all(d["sha256"] == to_nix_base32(d["digest"]) for d in p["layers"])
 
 
 def test_manifest_file_stdin_and_fetch_agree(plain_registry, tmp_path: Path) -> None:

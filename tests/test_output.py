@@ -13,8 +13,8 @@ import time
 import pytest
 
 from hocker_fetch import atomic
-from hocker_fetch.errors import UsageError, VerificationError
 from hocker_fetch.atomic import AtomicDir, AtomicFile
+from hocker_fetch.errors import UsageError, VerificationError
 from hocker_fetch.sinks import BlobSink, BytesSink, FileSink, RegionSink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

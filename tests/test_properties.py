@@ -26,17 +26,27 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.leaks import SECRET_FIELDS, assert_independent_of_secrets, mark_secrets, marked, outcome
 
 from hocker_fetch.auth import resolve_credentials as resolve
 from hocker_fetch.credentials import Credentials, from_environment, parse_credentials_file
-from hocker_fetch.digest import (DigestVerifier, nix_base32, nix_base32_decode, parse_digest, to_nix_base32,
-                                 to_sri)
+from hocker_fetch.digest import DigestVerifier, nix_base32, nix_base32_decode, parse_digest, to_nix_base32, to_sri
 from hocker_fetch.errors import HockerError, ManifestError, UsageError, VerificationError
-from hocker_fetch.manifest import (DOCKER_LIST, DOCKER_MANIFEST, INDEX_TYPES, MANIFEST_TYPES, MAX_BLOB_BYTES,
-                                   OCI_INDEX, OCI_MANIFEST, ImageIndex, ImageManifest, Platform, parse_manifest,
-                                   select_platform)
+from hocker_fetch.manifest import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MAX_BLOB_BYTES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    parse_manifest,
+    select_platform,
+)
 from hocker_fetch.reference import parse_reference, parse_registry_uri, resolve_reference
-from support.leaks import SECRET_FIELDS, assert_independent_of_secrets, mark_secrets, marked, outcome
 
 # The case counts promised in README.md, section "Guarantees" (keep the two in step).
 N_REF = 1000

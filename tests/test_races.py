@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.clitools import clean_env, tool
 from support.faultproxy import FaultProxy, blob_path
 

@@ -1,7 +1,8 @@
 """Reference parsing: docker's normalisation rules and hocker's --registry form."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hocker_fetch.errors import UsageError
 from hocker_fetch.reference import parse_reference, parse_registry_uri, resolve_reference

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-
 from support import nixenv
 from support.clitools import clean_env, tool
 from support.nixenv import docker2nix as nix_docker2nix
@@ -215,7 +214,8 @@ def test_basic_tls_registry_no_leak(basic_setup: Setup, tmp_path: Path, source: 
 
 
 @pytest.mark.parametrize("tool_name", ["manifest", "image-docker-archive", "docker2nix"])
-@pytest.mark.parametrize("registry, source", [("token", s) for s in TOKEN_SOURCES] + [("basic", s) for s in BASIC_SOURCES])
+@pytest.mark.parametrize("registry, source",
+                         [("token", s) for s in TOKEN_SOURCES] + [("basic", s) for s in BASIC_SOURCES])
 def test_wrong_secret_is_never_echoed(token_setup: Setup, basic_setup: Setup, tmp_path: Path, registry: str,
                                       source: str, tool_name: str) -> None:
     setup = token_setup if registry == "token" else basic_setup

@@ -129,14 +129,14 @@ class OciLayout:
             "created": CREATED,
             "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Cmd": ["/bin/sh"],
                        "Labels": {"org.hocker.test": label}},
-            "rootfs": {"type": "layers", "diff_ids": [l.diff_id for l in layers]},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
             "history": [{"created": CREATED, "created_by": f"hocker test layer {i}"}
                         for i in range(len(layers))],
         }
         if variant:
             config["variant"] = variant
         cdesc = self.add_blob(canonical_json(config), OCI_CONFIG)
-        ldescs = [self.add_blob(l.blob, l.media_type) for l in layers]
+        ldescs = [self.add_blob(layer.blob, layer.media_type) for layer in layers]
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cdesc, "layers": ldescs}
         platform = {"architecture": arch, "os": os_}
         if variant:
@@ -321,7 +321,7 @@ def _platform_image(registry: Any, repo: str, manifest_bytes: bytes, platform: O
         media_type=m.get("mediaType", ""),
         config_digest=m["config"]["digest"],
         config_bytes=config_bytes,
-        layers=[(l["digest"], l["mediaType"], l["size"]) for l in m["layers"]],
+        layers=[(d["digest"], d["mediaType"], d["size"]) for d in m["layers"]],
     )
 
 

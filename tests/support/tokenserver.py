@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
-from .pki import rs256_sign
 from .background import BackgroundServer
+from .pki import rs256_sign
 
 
 def b64url(data: bytes) -> str:
