@@ -13,10 +13,12 @@
       overlays.default = import ./overlay.nix;
 
       # The fetchers without nixpkgs: `hocker` is anything with hocker-fetch's bin/ (the package, a virtualenv).
-      #   fetchers = hocker-fetch.lib.mkFetchers { hocker = hocker-fetch.packages.${system}.default; inherit system; };
+      #   fetchers = hocker-fetch.lib.mkFetchers { hocker = hocker-fetch.packages.${system}.default; };
       #   image = import ./debian.nix { inherit (fetchers) fetchDockerConfig fetchDockerLayer fetchdocker; };
+      # `system` defaults to the package's own; for a virtualenv (a path: flakes evaluate purely, without
+      # builtins.currentSystem) pass it, or evaluation stops with an error that says so.
       lib = {
-        mkFetchers = args: import ./nix/default.nix args;
+        mkFetchers = { hocker, system ? null, ... }@args: import ./nix/default.nix args;
         # The fetchers of the flake's own package for a system (needs nixpkgs).
         fetchersFor = system: { inherit (pkgsFor system) fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker; };
       };

@@ -16,5 +16,9 @@ let
 in
 {
   hocker = final.callPackage ./nix/package.nix { };
-  inherit (fetchers) fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker;
+  # Overridable like nixpkgs' fetchers: (fetchDockerLayer { ... }).override { layerDigest = ...; }
+  fetchDockerConfig = final.lib.makeOverridable fetchers.fetchDockerConfig;
+  fetchDockerLayer = final.lib.makeOverridable fetchers.fetchDockerLayer;
+  fetchDockerManifest = final.lib.makeOverridable fetchers.fetchDockerManifest;
+  fetchdocker = final.lib.makeOverridable fetchers.fetchdocker;
 }

@@ -15,15 +15,24 @@
 # builder reads the file, Nix only sees its name.
 { hocker
 , cacert ? null
-, system ? builtins.currentSystem
-  # an interpreter that can import hocker_fetch: builds the non-fixed-output derivations, runs compositeImage.sh
-, python ? "${hocker}/bin/python"
+  # the Nix system the builders run on; default: the hocker package's own, else the current system (impure only)
+, system ? null
+  # an interpreter that can import hocker_fetch: builds the non-fixed-output derivations, runs compositeImage.sh.
+  # The package names its own (passthru.hockerFetchPython, under libexec/); a virtualenv has bin/python.
+, python ? (if builtins.isAttrs hocker && hocker ? hockerFetchPython
+            then "${hocker}/${hocker.hockerFetchPython}" else "${hocker}/bin/python")
   # a POSIX shell for the fetch wrapper and the compositeImage.sh shebang (the overlay passes nixpkgs' bash)
 , shell ? "/bin/sh"
 , sslCertFile ? (if cacert == null then null else "${cacert}/etc/ssl/certs/ca-bundle.crt")
 , credentialsFile ? null
 }:
 let
+  buildSystem =
+    if system != null then system
+    else if builtins.isAttrs hocker && hocker ? system then hocker.system
+    else builtins.currentSystem or (throw
+      "hocker-fetch: pass `system` (e.g. \"x86_64-linux\"): `hocker` is not a derivation to take it from, and pure evaluation has no builtins.currentSystem");
+
   hubRegistry = "https://registry-1.docker.io/v2/";
   hubHosts = [ "registry-1.docker.io" "docker.io" "index.docker.io" "registry.hub.docker.com" ];
 
@@ -62,9 +71,20 @@ let
     exec "$@" --out "$out"
   '';
 
+  # Store names are at most 211 characters, the .drv's included: 207 for a derivation's name (nixpkgs'
+  # sanitizeDerivationName limit). A longer one keeps its start and its suffix around a hash of the whole, so two
+  # long names still differ.
+  shorten = base: suffix:
+    let full = base + suffix;
+    in if builtins.stringLength full <= 207 then full
+       else "${builtins.substring 0 (207 - 33 - builtins.stringLength suffix) base}-${builtins.substring 0 32 (builtins.hashString "sha256" full)}${suffix}";
+
   fixedOutput = { name, tool, toolArgs, hash, sha256, default }:
-    builtins.derivation ({
-      inherit name system;
+    if hash != null && sha256 != null
+    then throw "hocker-fetch: ${name}: give either hash or sha256, not both"
+    else builtins.derivation ({
+      inherit name;
+      system = buildSystem;
       builder = shell;
       args = [ "-c" fetchScript "hocker-fetch" (bin tool) "--quiet" ] ++ toolArgs;
       outputHashMode = "flat";
@@ -94,12 +114,14 @@ let
     , sha256 ? null
     , hash ? null
     , tag ? "unused"
+    , name ? null
     , ...
     }:
     let hex = checkHex "layerDigest" (stripDigest layerDigest);
     in fixedOutput {
-      # hocker's store name: the same layer (from any image) is one store path.
-      name = "docker-layer-${hex}.tar.gz";
+      # hocker's store name: the same layer (from any image) is one store path. `name` overrides it, as it did
+      # for nixpkgs' fetchDockerLayer.
+      name = if name != null then name else "docker-layer-${hex}.tar.gz";
       tool = "hocker-layer";
       toolArgs = [ "--registry" registry "--layer" "sha256:${hex}" (repoPath repository imageName) tag ];
       inherit sha256 hash;
@@ -115,24 +137,26 @@ let
     , configDigest ? null
     , sha256 ? null
     , hash ? null
+    , name ? null
     , ...
     }:
     let
       path = repoPath repository imageName;
+      storeName = default: if name != null then name else default;
       byDigest = configDigest != null;
       hex = checkHex "configDigest" (stripDigest configDigest);
     in
     fixedOutput
       (if byDigest then {
         # The config is a blob like any other: fetched by its digest, one request.
-        name = "docker-config-${hex}.json";
+        name = storeName "docker-config-${hex}.json";
         tool = "hocker-layer";
         toolArgs = [ "--registry" registry "--layer" "sha256:${hex}" path tag ];
         inherit sha256 hash;
         default = hex;
       } else {
         # hocker-era files: the config of the pinned manifest, or (no digest at all) of the tag.
-        name = "${sanitize repository}_${imageName}_${tag}-config.json";
+        name = storeName (shorten "${sanitize repository}_${imageName}_${tag}" "-config.json");
         tool = "hocker-config";
         toolArgs = [ "--registry" registry (if imageDigest != null then "${path}@${imageDigest}" else path) ]
           ++ (if imageDigest != null then [ ] else [ tag ]);
@@ -182,7 +206,8 @@ let
         manifest = null;
       };
       build = { name, command, spec }: builtins.derivation {
-        inherit name system python shell;
+        inherit name python shell;
+        system = buildSystem;
         # Through the shell so the interpreter gets its full path as argv[0] (Nix passes a bare name, and a
         # virtualenv's python then cannot find its site-packages with PATH unset).
         builder = shell;
@@ -192,9 +217,9 @@ let
         allowSubstitutes = false;
         PYTHONDONTWRITEBYTECODE = "1";
       };
-      composite = build { inherit name spec; command = "composite"; };
+      composite = build { name = shorten name ""; inherit spec; command = "composite"; };
       dockerArchive = build {
-        name = "docker-image-${name}-${tag}.tar";
+        name = shorten "docker-image-${name}-${tag}" ".tar";
         command = "docker-archive";
         inherit spec;
       };
@@ -202,7 +227,7 @@ let
         if imageManifest == null
         then throw "hocker-fetch: ${name}.ociLayout needs the pinned manifest (imageDigest); regenerate with docker2nix"
         else build {
-          name = "oci-image-${name}-${tag}";
+          name = shorten "oci-image-${name}-${tag}" "";
           command = "oci-layout";
           spec = spec // {
             manifest = {

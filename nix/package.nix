@@ -3,22 +3,33 @@
 let
   inherit (python3Packages) python;
   deps = with python3Packages; [ requests jinja2 ];
-  # Only what the Python build needs: editing the Nix files, tests or docs does not rebuild the package.
+  root = ../.;
+  # setup.cfg is the one place the version is written (hocker_fetch reads its installed metadata).
+  version =
+    let m = builtins.match ".*\nversion = ([^\n]+)\n.*" (builtins.readFile ../setup.cfg);
+    in if m == null then throw "hocker-fetch: no `version = ...` line in setup.cfg" else builtins.head m;
+  # Only what the Python build needs: editing the Nix files, tests or docs does not rebuild the package; and
+  # never bytecode caches, editor leftovers or a local setuptools build/ (they would change the source hash).
+  wanted = rel: rel == "setup.py" || rel == "setup.cfg" || rel == "README.md" || rel == "LICENSE"
+    || rel == "hocker_fetch" || lib.hasPrefix "hocker_fetch/" rel;
+  junk = base: base == "__pycache__" || base == "build" || lib.hasSuffix ".pyc" base || lib.hasSuffix "~" base
+    || builtins.match "\\..*\\.sw[a-z]" base != null || builtins.match "#.*#" base != null
+    || lib.hasPrefix ".#" base || base == ".DS_Store";
   src = lib.cleanSourceWith {
-    src = ../.;
+    src = root;
     filter = path: type:
-      let rel = lib.removePrefix (toString ../. + "/") (toString path);
-      in rel == "setup.py" || rel == "setup.cfg" || rel == "README.md" || rel == "LICENSE"
-        || rel == "hocker_fetch" || lib.hasPrefix "hocker_fetch/" rel;
+      let rel = lib.removePrefix (toString root + "/") (toString path);
+      in wanted rel && !junk (baseNameOf path);
+    name = "hocker-fetch-source";
   };
 in
 python3Packages.buildPythonApplication {
   pname = "hocker-fetch";
-  version = "0.1.0";
-  inherit src;
-  format = "setuptools";
+  inherit version src;
+  pyproject = true;
+  build-system = [ python3Packages.setuptools ];
+  dependencies = deps;
   nativeBuildInputs = [ makeWrapper ];
-  propagatedBuildInputs = deps;
   # The test suite needs a registry, skopeo and Nix itself: it runs in the project's CI, not in the sandbox.
   doCheck = false;
   pythonImportsCheck = [ "hocker_fetch" "hocker_fetch.nixbuild" ];
@@ -27,9 +38,11 @@ python3Packages.buildPythonApplication {
     makeWrapper ${python.interpreter} $out/libexec/hocker-fetch/python \
       --prefix PYTHONPATH : "$out/${python.sitePackages}:${python3Packages.makePythonPath deps}"
   '';
+  # nix/default.nix's default `python` (relative to the package): `mkFetchers { hocker = <this package>; }` works.
+  passthru.hockerFetchPython = "libexec/hocker-fetch/python";
   meta = {
     description = "Fetch Docker/OCI registry images without a daemon and pin them for Nix (a Python hocker)";
-    license = lib.licenses.asl20;
+    license = lib.licenses.asl20;  # LICENSE: Apache License 2.0
     mainProgram = "docker2nix";
     platforms = lib.platforms.unix;
   };

@@ -21,6 +21,7 @@ from support import nixenv
 from support.nixenv import (
     BIN,
     NIX_DIR,
+    NIXPKGS_LIB,
     REPO,
     SECRET_IMAGE,
     VENV,
@@ -282,6 +283,49 @@ def fake_nixpkgs_package(root: Path, ca_file: Optional[str]) -> dict[str, Path]:
     return {"hocker": hocker, "cacert": cacert, "bash": bash}
 
 
+def stub_nixpkgs(root: Path, host: dict[str, Path], build: Optional[dict[str, Path]] = None) -> Path:
+    """A stand-in for nixpkgs (none offline): a directory with default.nix (`import stub {{ system; overlays;
+    crossSystem; }}`) and a flake.nix, built on nixpkgs' real lib (callPackageWith, makeOverridable,
+    cleanSourceWith). python3Packages.buildPythonApplication returns a derivation-like set whose outPath is the
+    fake package (`host`, or `build` for buildPackages when cross-compiling), with its passthru and, as
+    `stubArgs`, the arguments package.nix gave it."""
+    build = build or host
+    root.mkdir(parents=True)
+    (root / "flake.nix").write_text("{ outputs = { self }: { }; }\n")
+    shutil.copytree(NIXPKGS_LIB, root / "lib")  # inside the stub: a flake input may not import paths outside it
+    (root / "default.nix").write_text(f"""
+{{ system ? builtins.currentSystem, overlays ? [ ], crossSystem ? null, config ? {{ }} }}:
+let
+  lib = import ./lib;
+  hostSystem = if crossSystem == null then system else crossSystem.system;
+  mkSet = sys: fake: buildPackages: self: {{
+    inherit lib buildPackages;
+    callPackage = lib.callPackageWith self;
+    stdenv.hostPlatform.system = sys;
+    cacert = "${{fake.cacert}}";
+    bash = "${{fake.bash}}";
+    makeWrapper = "/stub/makeWrapper";
+    python3Packages = {{
+      python = {{ interpreter = "/stub/bin/python3"; sitePackages = "lib/python3/site-packages"; }};
+      makePythonPath = ps: "/stub/pythonpath";
+      setuptools = "/stub/setuptools"; requests = "/stub/requests"; jinja2 = "/stub/jinja2";
+      buildPythonApplication = attrs: (attrs.passthru or {{ }}) // {{
+        type = "derivation"; outPath = "${{fake.hocker}}"; name = "${{attrs.pname}}-${{attrs.version}}"; system = sys;
+        inherit (attrs) pname version meta; stubArgs = attrs;
+      }};
+    }};
+  }};
+  withOverlays = base: lib.fix (self: builtins.foldl' (acc: o: acc // o self acc) (base self) overlays);
+  buildSet = withOverlays (mkSet system {{
+    hocker = "{build['hocker']}"; cacert = "{build['cacert']}"; bash = "{build['bash']}"; }} buildSet);
+  hostSet = withOverlays (mkSet hostSystem {{
+    hocker = "{host['hocker']}"; cacert = "{host['cacert']}"; bash = "{host['bash']}"; }} buildSet);
+in
+if crossSystem == null then buildSet else hostSet
+""")
+    return root
+
+
 def test_overlay_fetchers_build_from_a_tls_basic_auth_registry(nix: Nix, gen_dir: Path, basic_registry,
                                                               tmp_path: Path) -> None:
     """overlay.nix applied to a stub package set (nixpkgs is not available offline): its fetchers use the
@@ -298,15 +342,10 @@ def test_overlay_fetchers_build_from_a_tls_basic_auth_registry(nix: Nix, gen_dir
     expr = gen_dir / "basic.nix"
     expr.write_text(gen.stdout)
     overlaid = tmp_path / "overlaid.nix"
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", fake)
     overlaid.write_text(f"""
 let
-  prev = {{
-    callPackage = path: args: assert baseNameOf path == "package.nix"; "{fake['hocker']}";
-    cacert = "{fake['cacert']}";
-    bash = "{fake['bash']}";
-    stdenv.hostPlatform.system = builtins.currentSystem;
-  }};
-  final = prev // (import {REPO}/overlay.nix final prev) // {{ buildPackages = final; }};
+  final = import {stub} {{ overlays = [ (import {REPO}/overlay.nix) ]; }};
 in
   # callPackage ./basic.nix {{ }}
   import {expr} {{ inherit (final) fetchDockerConfig fetchDockerLayer fetchdocker; }}
@@ -338,21 +377,7 @@ def test_flake_outputs_evaluate_with_a_stub_nixpkgs(nix: Nix, plain_registry, tm
             shutil.copy(REPO / name, src / name)
     shutil.copytree(NIX_DIR, src / "nix")
     fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
-    stub = tmp_path / "nixpkgs-stub"
-    stub.mkdir()
-    (stub / "flake.nix").write_text("{ outputs = { self }: { }; }\n")
-    (stub / "default.nix").write_text(f"""
-{{ system, overlays ? [ ] }}:
-let
-  base = {{
-    callPackage = path: args: "{fake['hocker']}";
-    cacert = "{fake['cacert']}";
-    bash = "{fake['bash']}";
-    stdenv.hostPlatform.system = system;
-  }};
-  final = builtins.foldl' (acc: o: acc // o final acc) base overlays // {{ buildPackages = final; }};
-in final
-""")
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", fake)
     flake = f"path:{src}"
     common = ["--override-input", "nixpkgs", f"path:{stub}", "--no-write-lock-file"]
     info = plain_registry.images["library/hello:oci"].single
@@ -378,3 +403,160 @@ in final
     module = nix.run("nix", "eval", "--json", f"{flake}#nixosModules.default", *common, "--apply",
                      "m: builtins.attrNames (m { })").stdout
     assert json.loads(module) == ["imports", "nixpkgs"]
+
+
+def flake_copy(tmp_path: Path, fake: dict[str, Path]) -> tuple[str, Path]:
+    """The flake's files copied to tmp, locked against the stub nixpkgs (so getFlake works offline too)."""
+    src = tmp_path / "flake-copy"
+    src.mkdir()
+    for name in ("flake.nix", "overlay.nix", "setup.py", "setup.cfg"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(NIX_DIR, src / "nix")
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub-copy", fake)
+    return f"path:{src}", stub
+
+
+def test_mkfetchers_takes_the_package_and_its_system(nix: Nix, gen_dir: Path, plain_registry,
+                                                    tmp_path: Path) -> None:
+    """Issue 9, defect 4: `lib.mkFetchers { hocker = packages.<system>.default; }` builds (the package has its
+    interpreter under libexec/, not bin/python: passthru.hockerFetchPython names it) and takes the package's
+    system; with a virtualenv path and no `system`, pure evaluation stops with a clear message."""
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    assert not (fake["hocker"] / "bin" / "python").exists()
+    flake, stub = flake_copy(tmp_path, fake)
+    src = flake[len("path:"):]
+    nix.run("nix", "flake", "lock", flake, "--override-input", "nixpkgs", f"path:{stub}")
+    expr = docker2nix(plain_registry, "library/hello:oci", gen_dir / "hello-mk.nix")
+    info = plain_registry.images["library/hello:oci"].single
+
+    def image(system: str) -> str:
+        return (f'let f = (builtins.getFlake "path:{src}").lib.mkFetchers '
+                f'{{ hocker = (builtins.getFlake "path:{src}").packages.{system}.default; }}; '
+                f'in import {expr} {{ inherit (f) fetchDockerConfig fetchDockerLayer fetchdocker; }}')
+
+    # the system comes from the package: an aarch64-linux package gives aarch64-linux builders
+    systems = nix.run("nix", "eval", "--impure", "--json", "--expr",
+                      f'let i = {image("aarch64-linux")}; in [ i.system i.imageConfig.system i.dockerArchive.system ]')
+    assert json.loads(systems.stdout) == ["aarch64-linux"] * 3
+    python = nix.run("nix", "eval", "--impure", "--raw", "--expr", f'({image("x86_64-linux")}).drvAttrs.python')
+    assert python.stdout == f"{fake['hocker']}/libexec/hocker-fetch/python"
+    built = nix.run("nix", "build", "--impure", "--no-link", "--json", "--expr", image("x86_64-linux")).stdout
+    result = json.loads(built)[0]["outputs"]["out"]
+    archive = stream_image(result, tmp_path / "mk.tar")
+    assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
+
+    # a virtualenv (a path) without `system`, evaluated purely: our message, not "attribute currentSystem missing"
+    proc = nix.run("nix", "eval", "--raw", f"{flake}#lib", "--apply",
+                   f'lib: ((lib.mkFetchers {{ hocker = "{VENV}"; }}).fetchDockerLayer {{ imageName = "x"; '
+                   f'layerDigest = "{"0" * 64}"; }}).drvPath', check=False)
+    assert proc.returncode != 0
+    assert "hocker-fetch: pass `system`" in proc.stderr and "pure evaluation" in proc.stderr, proc.stderr
+
+
+def test_fetcher_api_like_nixpkgs(nix: Nix, tmp_path: Path) -> None:
+    """Issue 9, defect 9: `hash` and `sha256` together throw (as nixpkgs' fetchers do); `name` sets the store name
+    (as for nixpkgs' fetchDockerLayer/Config); the overlay's fetchers have `.override` (lib.makeOverridable)."""
+    fetchers = f'(import {NIX_DIR}/default.nix {{ hocker = "{VENV}"; system = "x86_64-linux"; }})'
+    hex_ = "1" * 64
+    b32 = "0" * 52
+    for fn, args in (("fetchDockerLayer", f'layerDigest = "{hex_}";'),
+                     ("fetchDockerConfig", f'configDigest = "sha256:{hex_}";'),
+                     ("fetchDockerConfig", 'tag = "t";')):
+        proc = nix.run("nix-instantiate", "--eval", "--expr",
+                       f'({fetchers}.{fn} {{ imageName = "x"; {args} sha256 = "{b32}"; '
+                       f'hash = "sha256-{"A" * 43}="; }}).drvPath', check=False)
+        assert proc.returncode != 0 and "give either hash or sha256, not both" in proc.stderr, proc.stderr
+        named = nix.run("nix-instantiate", "--eval", "--json", "--expr",
+                        f'({fetchers}.{fn} {{ imageName = "x"; {args} name = "my-blob"; }}).name')
+        assert json.loads(named.stdout) == "my-blob"
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", fake)
+    overridden = nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr", f"""
+let
+  pkgs = import {stub} {{ overlays = [ (import {REPO}/overlay.nix) ]; }};
+  layer = pkgs.fetchDockerLayer {{ imageName = "x"; layerDigest = "{hex_}"; }};
+in [ layer.name (layer.override {{ layerDigest = "{"2" * 64}"; }}).name
+     (layer.override {{ name = "renamed"; }}).outPath ]""")
+    first, second, renamed = json.loads(overridden.stdout)
+    assert (first, second) == (f"docker-layer-{hex_}.tar.gz", f"docker-layer-{'2' * 64}.tar.gz")
+    assert renamed.endswith("-renamed")
+
+
+def test_long_names_fit_the_store_name_limit(nix: Nix) -> None:
+    """Issue 9, defect 11: a long repository and tag (`docker-image-<name>-<tag>.tar` over 211 characters)
+    still instantiate: the name is shortened around a hash of the whole, keeping its suffix."""
+    fetchers = f'(import {NIX_DIR}/default.nix {{ hocker = "{VENV}"; system = "x86_64-linux"; }})'
+    name, tag = "n" * 120, "t" * 128
+    names = {}
+    for variant in ("a", "b"):
+        proc = nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr", f"""
+let
+  f = {fetchers};
+  i = f.fetchdocker {{
+    name = "{name}{variant}"; registry = "http://127.0.0.1:5000/v2/"; repository = "{"r" * 100}";
+    imageName = "{name}"; tag = "{tag}"; imageDigest = "sha256:{"3" * 64}";
+    imageConfig = f.fetchDockerConfig {{ repository = "{"r" * 100}"; imageName = "{name}"; tag = "{tag}";
+      sha256 = "{"0" * 52}"; }};
+    imageLayers = [ ];
+  }};
+in map (d: builtins.baseNameOf d.drvPath) [ i i.dockerArchive i.ociLayout i.imageConfig ]""")
+        names[variant] = json.loads(proc.stdout)
+    for drvs in names.values():
+        for drv in drvs:
+            assert len(drv) - 33 <= 211, drv
+        assert drvs[1].startswith("docker-image-", 33) and drvs[1].endswith(".tar.drv")
+        assert drvs[2][33:].startswith("oci-image-")
+        assert drvs[3].endswith("-config.json.drv")
+    assert names["a"][1] != names["b"][1] and names["a"][2] != names["b"][2]
+
+
+def test_package_nix_current_style_one_version_and_clean_source(nix: Nix, tmp_path: Path) -> None:
+    """Issue 9, defect 10: nix/package.nix in current nixpkgs style (pyproject, build-system, dependencies), the
+    version read from setup.cfg (the one place: hocker_fetch reads its installed metadata), meta.license the
+    LICENSE file's (Apache-2.0), and a source without __pycache__, editor files or build/."""
+    import configparser
+
+    import hocker_fetch
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    version = cfg.get("metadata", "version")
+    assert hocker_fetch.__version__ == version
+    assert not re.search(r"\d+\.\d+\.\d+", (REPO / "hocker_fetch" / "__init__.py").read_text())
+    assert "Apache License" in (REPO / "LICENSE").read_text() and "Version 2.0" in (REPO / "LICENSE").read_text()
+
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("flake.nix", "overlay.nix", "setup.py", "setup.cfg", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, copy / name)
+    shutil.copytree(NIX_DIR, copy / "nix")
+    shutil.copytree(REPO / "hocker_fetch", copy / "hocker_fetch", ignore=shutil.ignore_patterns("__pycache__"))
+    junk = ["hocker_fetch/__pycache__/cli.cpython-311.pyc", "hocker_fetch/cli.py~", "hocker_fetch/.cli.py.swp",
+            "hocker_fetch/#cli.py#", "hocker_fetch/.#cli.py", "build/lib/hocker_fetch/cli.py",
+            "hocker_fetch/templates/__pycache__/x.pyc", "tests/test_x.py", "result"]
+    for rel in junk:
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_text("junk\n")
+    (copy / "setup.cfg").write_text((REPO / "setup.cfg").read_text().replace(f"version = {version}\n",
+                                                                             "version = 9.8.7\n"))
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", fake)
+    pkg = f"(import {stub} {{ overlays = [ (import {copy}/overlay.nix) ]; }}).hocker"
+    attrs = json.loads(nix.run("nix", "eval", "--impure", "--json", "--expr", f"""
+let p = {pkg}; a = p.stubArgs; in {{
+  inherit (p) version name; inherit (a) pyproject build-system dependencies;
+  format = a.format or null; propagated = a.propagatedBuildInputs or null;
+  license = p.meta.license.spdxId; python = p.hockerFetchPython;
+}}""").stdout)
+    assert attrs == {"version": "9.8.7", "name": "hocker-fetch-9.8.7", "pyproject": True,
+                     "build-system": ["/stub/setuptools"], "dependencies": ["/stub/requests", "/stub/jinja2"],
+                     "format": None, "propagated": None, "license": "Apache-2.0",
+                     "python": "libexec/hocker-fetch/python"}
+    src = nix.run("nix", "eval", "--impure", "--raw", "--expr", f"({pkg}).stubArgs.src.outPath").stdout
+    files = sorted(str(p.relative_to(src)) for p in Path(src).rglob("*"))
+    assert "hocker_fetch/cli.py" in files and "setup.cfg" in files and "LICENSE" in files
+    assert "hocker_fetch/templates/image.nix.j2" in files
+    for rel in junk:
+        assert rel not in files, rel
+    assert not [f for f in files if "__pycache__" in f or f.endswith(("~", ".swp", "#")) or f.startswith(
+        ("build", "tests", "nix"))], files

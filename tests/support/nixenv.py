@@ -21,6 +21,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent.parent
 NIX_DIR = REPO / "nix"
+# nixpkgs' lib/ (no full nixpkgs offline): for the stub package sets that overlay.nix, flake.nix and package.nix
+# are evaluated against (lib.makeOverridable, lib.cleanSourceWith, lib.licenses, ...)
+NIXPKGS_LIB = REPO.parent / "shared" / "nixpkgs-lib" / "lib"
 VENV = Path(sys.prefix)  # has bin/python and the console scripts (hocker-layer, docker2nix, ...)
 BIN = Path(sys.executable).parent
 SECRET_IMAGE = "private/secret:1"
