@@ -50,6 +50,58 @@ let
     then throw "hocker-fetch: ${what} must be sha256:<64 hex digits> or 64 hex digits, not '${hex}'"
     else hex;
 
+  # -- a sha256 Nix hash back to the hex digest (nixpkgs' lib has no decoder) -------------------------------
+  # hocker-era files give the config only by its Nix hash, which is the config digest itself (the hash of a flat
+  # fixed-output file is the sha256 of its bytes): decoding it lets their config be fetched by digest too.
+  # Takes Nix base32 (52 characters, what hocker wrote), 64 hex digits, SRI `sha256-<base64>`, and
+  # `sha256:<base32 or hex>`; anything else (or an invalid string) is null.
+  charIndex = chars: builtins.listToAttrs
+    (builtins.genList (i: { name = builtins.substring i 1 chars; value = i; }) (builtins.stringLength chars));
+  base32Index = charIndex "0123456789abcdfghijklmnpqrsvwxyz";
+  base64Index = charIndex "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  hexDigits = "0123456789abcdef";
+  pow2 = [ 1 2 4 8 16 32 64 128 ];
+  bytesToHex = bytes: builtins.concatStringsSep "" (map (b:
+    builtins.substring (b / 16) 1 hexDigits + builtins.substring (b - b / 16 * 16) 1 hexDigits) bytes);
+  chars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
+
+  # Nix base32: character i (from the left) holds bits (51 - i) * 5 ... + 4 of the 32 bytes, little-endian.
+  nixBase32ToHex = s:
+    let
+      values = map (c: base32Index.${c} or null) (chars s);
+      bit = b:
+        let v = builtins.elemAt values (51 - b / 5); k = b - b / 5 * 5;
+        in (v / builtins.elemAt [ 1 2 4 8 16 ] k) - (v / builtins.elemAt [ 2 4 8 16 32 ] k) * 2;
+      byte = j: builtins.foldl' (acc: k: acc + bit (8 * j + k) * builtins.elemAt pow2 k) 0 (builtins.genList (k: k) 8);
+    in
+    # the first character holds bit 255 and four bits beyond the hash, which must be zero
+    if builtins.length values != 52 || builtins.elem null values || builtins.head values > 1 then null
+    else bytesToHex (builtins.genList byte 32);
+
+  # SRI base64 (44 characters, one `=`): big-endian 6-bit groups, four characters to three bytes.
+  base64ToHex = s:
+    let
+      values = map (c: if c == "=" then 0 else base64Index.${c} or null) (chars s);
+      group = g: builtins.foldl' (acc: i: acc * 64 + builtins.elemAt values (4 * g + i)) 0 [ 0 1 2 3 ];
+      bytes = builtins.concatLists (builtins.genList (g:
+        let n = group g; in [ (n / 65536) (n / 256 - n / 65536 * 256) (n - n / 256 * 256) ]) 11);
+    in
+    if builtins.match "[A-Za-z0-9+/]{43}=" s == null || builtins.elem null values then null
+    # 33 bytes decoded; the last is padding and must be zero (as must the low 2 bits of the 43rd character)
+    else if builtins.elemAt bytes 32 != 0 then null
+    else bytesToHex (builtins.genList (builtins.elemAt bytes) 32);
+
+  sha256ToHex = h:
+    let
+      sri = builtins.match "sha256-(.*)" h;
+      prefixed = builtins.match "sha256:(.*)" h;
+      bare = if prefixed != null then builtins.head prefixed else h;
+    in
+    if h == null then null
+    else if sri != null then base64ToHex (builtins.head sri)
+    else if builtins.match "[0-9a-f]{64}" bare != null then bare
+    else nixBase32ToHex bare;
+
   repoPath = repository: imageName: if repository == "" then imageName else "${repository}/${imageName}";
   sanitize = s: builtins.replaceStrings [ "/" ":" "@" " " ] [ "_" "_" "_" "_" ] s;
 
@@ -62,6 +114,14 @@ let
       lib = builtins.match "library/(.*)" path;
     in
     if builtins.elem host hubHosts then (if lib != null then builtins.head lib else path) else "${host}/${path}";
+
+  # nixpkgs' fetchdocker's repository name: the registry URI without its scheme, then repository and image name,
+  # slashes collapsed (through a path, as it did): `registry-1.docker.io/v2/library/debian`.
+  hockerName = registry: repository: imageName:
+    let
+      stripScheme = builtins.replaceStrings [ "https://" "http://" ] [ "" "" ];
+      path = toString (/. + "/${stripScheme registry}/${repository}/${imageName}");
+    in builtins.substring 1 (builtins.stringLength path - 1) path;
 
   # Runs a hocker console script; adds the credentials file only when no impure variable carries credentials.
   fetchScript = ''
@@ -144,7 +204,11 @@ let
       path = repoPath repository imageName;
       storeName = default: if name != null then name else default;
       byDigest = configDigest != null;
-      hex = checkHex "configDigest" (stripDigest configDigest);
+      # hocker-era files (no configDigest): their Nix hash is the config digest itself, so the config is still
+      # fetched by digest (a moved tag cannot break them) and the result names its digest (the image ID).
+      hashHex = if hash != null then sha256ToHex hash else sha256ToHex sha256;
+      hex = if byDigest then checkHex "configDigest" (stripDigest configDigest) else hashHex;
+      hockerStoreName = storeName (shorten "${sanitize repository}_${imageName}_${tag}" "-config.json");
     in
     fixedOutput
       (if byDigest then {
@@ -154,15 +218,22 @@ let
         toolArgs = [ "--registry" registry "--layer" "sha256:${hex}" path tag ];
         inherit sha256 hash;
         default = hex;
+      } else if hex != null then {
+        # hocker's store name (the same store path as before), fetched by the digest its hash is.
+        name = hockerStoreName;
+        tool = "hocker-layer";
+        toolArgs = [ "--registry" registry "--layer" "sha256:${hex}" path tag ];
+        inherit sha256 hash;
+        default = null;
       } else {
-        # hocker-era files: the config of the pinned manifest, or (no digest at all) of the tag.
-        name = storeName (shorten "${sanitize repository}_${imageName}_${tag}" "-config.json");
+        # No usable hash (evaluation fails in fixedOutput): the config of the pinned manifest, or of the tag.
+        name = hockerStoreName;
         tool = "hocker-config";
         toolArgs = [ "--registry" registry (if imageDigest != null then "${path}@${imageDigest}" else path) ]
           ++ (if imageDigest != null then [ ] else [ tag ]);
         inherit sha256 hash;
         default = null;
-      }) // { configDigest = if byDigest then "sha256:${hex}" else null; };
+      }) // { configDigest = if hex != null then "sha256:${hex}" else null; };
 
   fetchDockerManifest =
     { registry ? hubRegistry
@@ -192,7 +263,11 @@ let
     , imageDigest ? null
     , indexDigest ? null
     , platform ? null
-    , image ? "${familiarName registry repository imageName}:${tag}"
+      # New (docker2nix) files: the familiar name (debian:jessie). hocker-era files (no imageDigest) keep the name
+      # nixpkgs' fetchdocker loaded them under (registry-1.docker.io/v2/library/debian:jessie): configurations
+      # run it by that name.
+    , image ? (if imageDigest == null then "${hockerName registry repository imageName}:${tag}"
+               else "${familiarName registry repository imageName}:${tag}")
     , imageManifest ? (if imageDigest == null then null
                        else fetchDockerManifest { inherit registry repository imageName imageDigest; })
     , ...
@@ -246,5 +321,5 @@ let
     };
 in
 {
-  inherit fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker familiarName;
+  inherit fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker familiarName hockerName sha256ToHex;
 }

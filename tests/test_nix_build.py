@@ -7,6 +7,7 @@ with `substituters =` and `sandbox = false`): every fixed-output derivation real
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -34,6 +35,9 @@ from support.nixenv import (
     skopeo_config_digest,
     stream_image,
 )
+
+from hocker_fetch.digest import nix_base32, nix_base32_decode, to_nix_base32
+from hocker_fetch.errors import UsageError
 
 nix = nixenv.nix  # the module-scoped fixtures
 gen_dir = nixenv.gen_dir
@@ -184,23 +188,70 @@ def test_wrong_hash_is_a_hash_mismatch(nix: Nix, gen_dir: Path, plain_registry) 
 
 
 def test_hocker_era_file_without_digests_still_builds(nix: Nix, gen_dir: Path, plain_registry, tmp_path) -> None:
-    """A file in hocker 1.x's exact shape (no imageDigest/configDigest): the config is fetched by tag."""
-    info = plain_registry.images["library/hello:oci"].single
-    expr = docker2nix(plain_registry, "library/hello:oci", gen_dir / "hello.nix")
+    """A file in hocker 1.x's exact shape (no imageDigest/configDigest) builds under hocker's store names, loads
+    under the name nixpkgs' fetchdocker gave it (registry URI without scheme + repository: what configurations
+    `docker run`), and its config is fetched by digest (its sha256 is the config digest), never by tag."""
+    reg = plain_registry
+    info = reg.images["library/hello:oci"].single
+    expr = docker2nix(reg, "library/hello:oci", gen_dir / "hello.nix")
     old = "\n".join(line for line in expr.read_text().splitlines()
                     if "imageDigest = " not in line and "configDigest = " not in line and "platform = " not in line)
     old = old.replace("inherit tag registry repository imageName imageDigest;",
                       "inherit tag registry repository imageName;")
+    assert "Digest" not in old.replace("layerDigest", "")
     hocker_file = gen_dir / "hocker-era.nix"
     hocker_file.write_text(old + "\n")
+    hocker_name = f"{reg.host}/v2/library/hello:oci"  # nixpkgs: "${stripScheme registry}/${repository}/..."
+    assert 'registry = "http://' + reg.host + '/v2/";' in old
+    assert nix.eval_json(hocker_file, "[ x.image x.configDigest x.imageConfig.configDigest ]") == \
+        [hocker_name, info.config_digest, info.config_digest]
+
+    mark = reg.log_file.stat().st_size
     [config] = nix.build_paths(hocker_file, attr="imageConfig")
+    nix.build(hocker_file, "--check", attr="imageConfig")  # a real fetch even if an earlier run stored it
+    requests = re.findall(r'"(?:GET|HEAD) (\S+) HTTP', reg.log_file.read_bytes()[mark:].decode(errors="replace"))
+    assert f"/v2/library/hello/blobs/{info.config_digest}" in requests, requests
+    assert not [r for r in requests if "/manifests/" in r], requests
     assert Path(config).read_bytes() == info.config_bytes
     assert os.path.basename(config).endswith("-library_hello_oci-config.json")  # hocker's store name
+
     [result] = nix.build_paths(hocker_file)
     archive = stream_image(result, tmp_path / "old.tar")
     assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
+    manifest = json.loads(subprocess.run(["tar", "-xOf", str(archive), "manifest.json"], capture_output=True,
+                                         check=True).stdout)
+    assert manifest[0]["RepoTags"] == [hocker_name]
+    loaded = podman_load(archive, tmp_path / "podman")
+    assert f"{info.config_digest[7:]} {hocker_name}" in loaded
     proc = nix.build(hocker_file, attr="ociLayout", check=False)
     assert proc.returncode != 0 and "needs the pinned manifest" in proc.stderr
+
+    # the same file with an SRI hash (hash = "sha256-..."): decoded too
+    sri_file = gen_dir / "hocker-era-sri.nix"
+    sri = "sha256-" + base64.b64encode(bytes.fromhex(info.config_digest[7:])).decode()
+    sri_file.write_text(old.replace(f'sha256 = "{to_nix_base32(info.config_digest)}"', f'hash = "{sri}"') + "\n")
+    assert f'hash = "{sri}"' in sri_file.read_text()
+    assert nix.eval_json(sri_file, "x.imageConfig.configDigest") == info.config_digest
+
+
+def test_nix_decodes_sha256_hashes_like_digest_py(nix: Nix) -> None:
+    """nix/default.nix's pure-Nix decoder (nixpkgs' lib has none) agrees with hocker_fetch.digest on Nix base32,
+    SRI base64, hex and `sha256:` forms, and rejects what is not a sha256 hash."""
+    digests = [hashlib.sha256(str(i).encode()).digest() for i in range(60)] + [bytes(32), b"\xff" * 32]
+    forms, expected = [], []
+    for d in digests:
+        for form in (nix_base32(d), "sha256-" + base64.b64encode(d).decode(), d.hex(), "sha256:" + nix_base32(d)):
+            forms.append(form)
+            expected.append(d.hex())
+    bad = ["z" * 52, "2" + "0" * 51, "0" * 51, "e" * 52, "sha256-" + "A" * 42 + "B=", "sha256-" + "A" * 44,
+           "g" * 64, "md5:" + "0" * 32, ""]
+    got = json.loads(nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr",
+                             f'map (import {NIX_DIR}/default.nix {{ hocker = "/x"; system = "x"; }}).sha256ToHex '
+                             f"(builtins.fromJSON ''{json.dumps(forms + bad)}'')").stdout)
+    assert got == expected + [None] * len(bad)
+    for text in bad[:4]:  # the Python decoder refuses the base32 ones as well
+        with pytest.raises(UsageError):
+            nix_base32_decode(text)
 
 
 def test_private_image_credentials(nix: Nix, gen_dir: Path, token_registry, tmp_path: Path) -> None:
