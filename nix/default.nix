@@ -131,6 +131,12 @@ let
     exec "$@" --out "$out"
   '';
 
+  # nixpkgs' convention: an impure NIX_SSL_CERT_FILE (e.g. a TLS-intercepting proxy's CA) wins over cacert's
+  # bundle in SSL_CERT_FILE. Only inside these builders: the CLI itself keeps SSL_CERT_FILE first, as documented.
+  sslPrelude = ''
+    if [ -n "''${NIX_SSL_CERT_FILE:-}" ] && [ -r "$NIX_SSL_CERT_FILE" ]; then export SSL_CERT_FILE="$NIX_SSL_CERT_FILE"; fi
+  '';
+
   # Store names are at most 211 characters, the .drv's included: 207 for a derivation's name (nixpkgs'
   # sanitizeDerivationName limit). A longer one keeps its start and its suffix around a hash of the whole, so two
   # long names still differ.
@@ -146,7 +152,7 @@ let
       inherit name;
       system = buildSystem;
       builder = shell;
-      args = [ "-c" fetchScript "hocker-fetch" (bin tool) "--quiet" ] ++ toolArgs;
+      args = [ "-c" (sslPrelude + fetchScript) "hocker-fetch" (bin tool) "--quiet" ] ++ toolArgs;
       outputHashMode = "flat";
       outputHashAlgo = "sha256";
       outputHash =

@@ -611,3 +611,32 @@ let p = {pkg}; a = p.stubArgs; in {{
         assert rel not in files, rel
     assert not [f for f in files if "__pycache__" in f or f.endswith(("~", ".swp", "#")) or f.startswith(
         ("build", "tests", "nix"))], files
+
+
+def test_impure_nix_ssl_cert_file_wins_over_cacert(nix: Nix, basic_registry, tmp_path: Path) -> None:
+    """Issue 9, defect 8: nixpkgs' convention, NIX_SSL_CERT_FILE from nix-build's (or the daemon's) environment
+    (a TLS-intercepting proxy's CA) wins over cacert's bundle in the fixed-output builders. Here cacert's bundle
+    is the system one, which does not trust the test registry's CA; NIX_SSL_CERT_FILE names that CA. The CLI
+    outside Nix keeps its documented order (SSL_CERT_FILE first)."""
+    reg = basic_registry
+    info = reg.images["library/hello:oci"].single
+    wrong_bundle = "/etc/ssl/certs/ca-certificates.crt"
+    creds = {"DOCKER_USER": reg.username, "DOCKER_PASS": reg.password}
+    expr = tmp_path / "layer.nix"
+    expr.write_text(f"""
+(import {NIX_DIR}/default.nix {{ hocker = "{VENV}"; sslCertFile = "{wrong_bundle}"; }}).fetchDockerLayer {{
+  registry = "{reg.url}/v2/"; repository = "library"; imageName = "hello";
+  layerDigest = "{info.layers[0][0]}";
+  name = "nix-ssl-cert-file-{tmp_path.name}";  # a store path of its own: really fetched
+}}
+""")
+    untrusted = nix.run("nix-build", "--no-out-link", str(expr), env=creds, check=False)
+    assert untrusted.returncode != 0 and "certificate" in untrusted.stderr.lower(), untrusted.stderr[-2000:]
+    out = nix.run("nix-build", "--no-out-link", str(expr), env={**creds, "NIX_SSL_CERT_FILE": reg.ca_file})
+    assert file_sha(out.stdout.strip()) == info.layers[0][0]
+
+    # outside Nix: SSL_CERT_FILE (here the wrong bundle) still comes before NIX_SSL_CERT_FILE
+    cli = subprocess.run([str(BIN / "hocker-manifest"), "--registry", reg.url, "library/hello", "oci"],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                         env=base_env(**creds, SSL_CERT_FILE=wrong_bundle, NIX_SSL_CERT_FILE=reg.ca_file))
+    assert cli.returncode != 0 and "certificate" in cli.stderr.lower(), cli.stderr

@@ -40,7 +40,7 @@ def file_sha(path: str | Path) -> str:
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DOCKER_USER", "DOCKER_PASS", "DOCKER_TOKEN", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG",
-                        "NIX_PATH")}
+                        "NIX_PATH", "NIX_SSL_CERT_FILE")}  # (machine-wide on many hosts; wins in the builders)
     env["HOME"] = "/nonexistent-home"
     env.update(extra)
     return env
