@@ -351,6 +351,10 @@ let
   hostSystem = if crossSystem == null then system else crossSystem.system;
   mkSet = sys: fake: buildPackages: self: {{
     inherit lib buildPackages;
+  }} // lib.optionalAttrs (config.allowAliases or true) {{
+    # nixpkgs' deprecated alias: warns when evaluated (here: fails), absent with allowAliases = false
+    system = throw "the deprecated pkgs.system alias was evaluated";
+  }} // {{
     callPackage = lib.callPackageWith self;
     stdenv.hostPlatform.system = sys;
     cacert = "${{fake.cacert}}";
@@ -640,3 +644,33 @@ def test_impure_nix_ssl_cert_file_wins_over_cacert(nix: Nix, basic_registry, tmp
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                          env=base_env(**creds, SSL_CERT_FILE=wrong_bundle, NIX_SSL_CERT_FILE=reg.ca_file))
     assert cli.returncode != 0 and "certificate" in cli.stderr.lower(), cli.stderr
+
+
+def test_multi_platform_file_follows_stdenv_under_callpackage(nix: Nix, gen_dir: Path, plain_registry,
+                                                             tmp_path: Path) -> None:
+    """Issue 9, defect 5: a multi-platform file under callPackage takes the platform from
+    stdenv.hostPlatform.system, never evaluating nixpkgs' deprecated `system` alias (it warns; the stub throws),
+    and an aarch64 host package set evaluated on x86_64 gets the arm64 image also with allowAliases = false.
+    Without nixpkgs (tests/support/nixenv.py's build.nix) `system` still chooses."""
+    info = plain_registry.images["library/multi:oci"]
+    expr = docker2nix(plain_registry, "library/multi:oci", gen_dir / "multi-callpackage.nix",
+                      "--platform", "linux/amd64", "--platform", "linux/arm64/v8")
+    assert "stdenv ? null" in expr.read_text()
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", fake)
+
+    def platform(args: str) -> list[str]:
+        out = nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr", f"""
+let i = (import {stub} {{ overlays = [ (import {REPO}/overlay.nix) ]; {args} }}).callPackage {expr} {{ }};
+in [ i.platform i.imageDigest ]""")
+        return json.loads(out.stdout)
+
+    amd64, arm64 = info.platforms["linux/amd64"], info.platforms["linux/arm64/v8"]
+    assert platform('system = "x86_64-linux";') == ["linux/amd64", amd64.manifest_digest]
+    assert platform('system = "x86_64-linux"; crossSystem = { system = "aarch64-linux"; };') == \
+        ["linux/arm64/v8", arm64.manifest_digest]
+    assert platform('system = "x86_64-linux"; crossSystem = { system = "aarch64-linux"; }; '
+                    'config.allowAliases = false;') == ["linux/arm64/v8", arm64.manifest_digest]
+    # without nixpkgs: `system` (what build.nix passes), or the current system
+    assert nix.eval_json(expr, "x.platform", system="aarch64-linux") == "linux/arm64/v8"
+    assert nix.eval_json(expr, "x.platform", system="x86_64-linux") == "linux/amd64"

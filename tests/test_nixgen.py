@@ -162,7 +162,7 @@ def test_multi_template_escapes_the_source_inside_its_error_message() -> None:
                                                   (fake_manifest("arm64", 1), Platform.parse("linux/arm64"))])
     line = next(line for line in render_nix(pin).splitlines() if "was pinned for" in line)
     assert 'x\\"\\${builtins.abort \\"pwned\\"}' in line
-    assert "${system}" in line  # the template's own interpolation stays live
+    assert "${hostSystem}" in line  # the template's own interpolation stays live
 
 
 def test_split_repository_round_trips() -> None:
