@@ -12,6 +12,9 @@ let
     system = final.buildPackages.stdenv.hostPlatform.system;
     python = "${hockerForBuild}/libexec/hocker-fetch/python";
     shell = "${final.buildPackages.bash}/bin/bash";
+    # compositeImage.sh runs where the image is loaded (the NixOS machine, at boot): the host package set's.
+    runtimePython = "${final.hocker}/libexec/hocker-fetch/python";
+    runtimeShell = "${final.bash}/bin/bash";
   };
 in
 {

@@ -21,8 +21,12 @@
   # The package names its own (passthru.hockerFetchPython, under libexec/); a virtualenv has bin/python.
 , python ? (if builtins.isAttrs hocker && hocker ? hockerFetchPython
             then "${hocker}/${hocker.hockerFetchPython}" else "${hocker}/bin/python")
-  # a POSIX shell for the fetch wrapper and the compositeImage.sh shebang (the overlay passes nixpkgs' bash)
+  # a POSIX shell for the builders (the overlay passes nixpkgs' bash)
 , shell ? "/bin/sh"
+  # what compositeImage.sh runs where the image is loaded (its shebang, its interpreter). The same as the builders'
+  # unless cross-compiling: the overlay passes the host package set's, the builders' come from buildPackages.
+, runtimePython ? python
+, runtimeShell ? shell
 , sslCertFile ? (if cacert == null then null else "${cacert}/etc/ssl/certs/ca-bundle.crt")
 , credentialsFile ? null
 }:
@@ -286,18 +290,24 @@ let
         inherit tag image platform;
         manifest = null;
       };
-      build = { name, command, spec }: builtins.derivation {
-        inherit name python shell;
+      build = { name, command, spec }: builtins.derivation ({
+        inherit name;
         system = buildSystem;
         # Through the shell so the interpreter gets its full path as argv[0] (Nix passes a bare name, and a
         # virtualenv's python then cannot find its site-packages with PATH unset).
         builder = shell;
-        args = [ "-c" ''exec "$python" -m hocker_fetch.nixbuild "$0"'' command ];
+        builderPython = python;
+        args = [ "-c" ''exec "$builderPython" -m hocker_fetch.nixbuild "$0"'' command ];
         imageSpec = builtins.toJSON spec;
         preferLocalBuild = true;
         allowSubstitutes = false;
         PYTHONDONTWRITEBYTECODE = "1";
-      };
+      } // (if command != "composite" then { } else {
+        # written into compositeImage.sh: they run on the machine that loads the image (only this output
+        # refers to them, so the archive and the layout do not depend on the host's packages)
+        python = runtimePython;
+        shell = runtimeShell;
+      }));
       composite = build { name = shorten name ""; inherit spec; command = "composite"; };
       dockerArchive = build {
         name = shorten "docker-image-${name}-${tag}" ".tar";

@@ -674,3 +674,44 @@ in [ i.platform i.imageDigest ]""")
     # without nixpkgs: `system` (what build.nix passes), or the current system
     assert nix.eval_json(expr, "x.platform", system="aarch64-linux") == "linux/arm64/v8"
     assert nix.eval_json(expr, "x.platform", system="x86_64-linux") == "linux/amd64"
+
+
+def test_cross_compiled_composite_runs_the_host_packages(nix: Nix, gen_dir: Path, plain_registry,
+                                                        tmp_path: Path) -> None:
+    """Issue 9, defect 7: cross-compiling (a stub nixpkgs whose buildPackages differ from the host set), the
+    fixed-output builders and the image builders run buildPackages' hocker and bash, but compositeImage.sh, which
+    runs on the target at boot, has the host set's bash as its shebang and the host's interpreter."""
+    info = plain_registry.images["library/hello:oci"].single
+    expr = docker2nix(plain_registry, "library/hello:oci", gen_dir / "hello-cross.nix")
+    host = fake_nixpkgs_package(tmp_path / "host", None)
+    build = fake_nixpkgs_package(tmp_path / "build", None)
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", host, build)
+    wrapper = tmp_path / "cross.nix"
+    wrapper.write_text(f"""
+(import {stub} {{
+  overlays = [ (import {REPO}/overlay.nix) ];
+  crossSystem = {{ system = "aarch64-linux"; }};
+}}).callPackage {expr} {{ }}
+""")
+    drv = nix.run("nix-instantiate", str(wrapper)).stdout.strip()
+    shown = json.loads(nix.run("nix", "show-derivation", "-r", drv).stdout)
+    composite = shown[drv]["env"]
+    assert composite["python"] == f"{host['hocker']}/libexec/hocker-fetch/python"
+    assert composite["shell"] == f"{host['bash']}/bin/bash"
+    assert composite["builderPython"] == f"{build['hocker']}/libexec/hocker-fetch/python"
+    assert shown[drv]["builder"] == f"{build['bash']}/bin/bash"
+    fods = [d for d in shown.values() if "outputHash" in d["env"]]
+    assert len(fods) == 1 + len(info.layers)
+    for d in fods:
+        assert d["builder"] == f"{build['bash']}/bin/bash"
+        assert any(a.startswith(f"{build['hocker']}/bin/hocker-") for a in d["args"]), d["args"]
+        assert str(host["hocker"]) not in json.dumps(d)
+    archive_drv = nix.run("nix-instantiate", str(wrapper), "-A", "dockerArchive").stdout.strip()
+    assert str(host["hocker"]) not in Path(archive_drv).read_text()  # only compositeImage.sh needs the host's
+
+    result = nix.run("nix-build", "--no-out-link", str(wrapper)).stdout.strip()
+    script = Path(result, "compositeImage.sh").read_text()
+    assert script.startswith(f"#!{host['bash']}/bin/bash\n")
+    assert f"{host['hocker']}/libexec/hocker-fetch/python" in script and str(build["hocker"]) not in script
+    archive = stream_image(result, tmp_path / "cross.tar")
+    assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
