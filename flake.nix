@@ -24,8 +24,8 @@
       };
 
       packages = forAllSystems (system:
-        let hocker = (pkgsFor system).hocker;
-        in { default = hocker; hocker = hocker; });
+        let hocker-fetch = (pkgsFor system).hocker-fetch;
+        in { default = hocker-fetch; inherit hocker-fetch; hocker = hocker-fetch; });
 
       apps = forAllSystems (system:
         let hocker = self.packages.${system}.default;

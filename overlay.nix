@@ -5,7 +5,8 @@
 final: prev:
 let
   # The fetchers run on the machine doing the build.
-  hockerForBuild = final.buildPackages.hocker;
+  # (by our own attribute name: an overlay that puts nixpkgs' Haskell `hocker` back does not change the fetchers)
+  hockerForBuild = final.buildPackages.hocker-fetch;
   fetchers = import ./nix/default.nix {
     hocker = hockerForBuild;
     cacert = final.buildPackages.cacert;
@@ -13,12 +14,14 @@ let
     python = "${hockerForBuild}/libexec/hocker-fetch/python";
     shell = "${final.buildPackages.bash}/bin/bash";
     # compositeImage.sh runs where the image is loaded (the NixOS machine, at boot): the host package set's.
-    runtimePython = "${final.hocker}/libexec/hocker-fetch/python";
+    runtimePython = "${final.hocker-fetch}/libexec/hocker-fetch/python";
     runtimeShell = "${final.bash}/bin/bash";
   };
 in
 {
-  hocker = final.callPackage ./nix/package.nix { };
+  hocker-fetch = final.callPackage ./nix/package.nix { };
+  # The name this overlay used first (it shadows nixpkgs' Haskell hocker, as before); use hocker-fetch.
+  hocker = final.hocker-fetch;
   # Overridable like nixpkgs' fetchers: (fetchDockerLayer { ... }).override { layerDigest = ...; }
   fetchDockerConfig = final.lib.makeOverridable fetchers.fetchDockerConfig;
   fetchDockerLayer = final.lib.makeOverridable fetchers.fetchDockerLayer;

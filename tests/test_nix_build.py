@@ -715,3 +715,28 @@ def test_cross_compiled_composite_runs_the_host_packages(nix: Nix, gen_dir: Path
     assert f"{host['hocker']}/libexec/hocker-fetch/python" in script and str(build["hocker"]) not in script
     archive = stream_image(result, tmp_path / "cross.tar")
     assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
+
+
+def test_package_attribute_is_hocker_fetch_with_hocker_as_alias(nix: Nix, gen_dir: Path, plain_registry,
+                                                               tmp_path: Path) -> None:
+    """Issue 9, defect 13: the overlay's package is `hocker-fetch` (nixpkgs' `hocker` is the Haskell original);
+    `hocker` stays as an alias, and the fetchers use `hocker-fetch`, so an overlay that puts nixpkgs' hocker back
+    does not change them. The flake's packages have both names."""
+    expr = docker2nix(plain_registry, "library/hello:oci", gen_dir / "hello-names.nix")
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", fake)
+    out = nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr", f"""
+let
+  pkgs = import {stub} {{ overlays = [ (import {REPO}/overlay.nix) ]; }};
+  restored = import {stub} {{
+    overlays = [ (import {REPO}/overlay.nix) (final: prev: {{ hocker = throw "nixpkgs' Haskell hocker"; }}) ];
+  }};
+in [ pkgs.hocker-fetch.outPath pkgs.hocker.outPath pkgs.hocker-fetch.pname
+     (restored.callPackage {expr} {{ }}).drvPath ]""")
+    package, alias, pname, drv = json.loads(out.stdout)
+    assert package == alias == str(fake["hocker"]) and pname == "hocker-fetch"
+    assert drv.endswith("-hello.drv")
+    flake, stub2 = flake_copy(tmp_path, fake)
+    names = nix.run("nix", "eval", "--json", f"{flake}#packages.x86_64-linux", "--override-input", "nixpkgs",
+                    f"path:{stub2}", "--no-write-lock-file", "--apply", "p: builtins.attrNames p").stdout
+    assert json.loads(names) == ["default", "hocker", "hocker-fetch"]
