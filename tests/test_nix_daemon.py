@@ -3,7 +3,8 @@ its own store and socket, and every build run by an unprivileged user through NI
 support/nixdaemon.py). The builder is this project's venv, visible in the sandbox only through
 extra-sandbox-paths, as a user without nixpkgs configures it.
 
-Covered: a public image; a private image through the daemon's environment (not the client's); a credentials
+Covered: a public image; a private image through the daemon's environment (not the client's), also over TLS
+with a self-signed CA (NIX_SSL_CERT_FILE from the daemon, the CA in the sandbox paths); a credentials
 file in the sandbox paths (root:nixbld 0640) named by the `credentialsFile` argument and by
 `-I DOCKER_CREDENTIALS`; the one-line failure for a credentials file the build user cannot read or cannot see;
 a second image sharing layers (nothing fetched twice, from the registry's access log); `--check` of
@@ -16,6 +17,7 @@ import bz2
 import grp
 import os
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -142,6 +144,30 @@ def test_private_image_through_the_daemons_environment(nix_daemon: NixDaemon, to
     finally:
         d.restart()
     archive = stream_image(result, tmp_path / "secret.tar")
+    assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
+    assert scan_for(d.root, reg.password.encode(), skip=(d.secrets, d.hidden)) > 10
+
+
+def test_private_tls_registry_through_the_daemons_environment(nix_daemon: NixDaemon, basic_registry,
+                                                               tmp_path: Path) -> None:
+    """htpasswd over TLS with a self-signed CA: the credentials and NIX_SSL_CERT_FILE from the daemon's
+    environment, the CA file in the sandbox paths (the builder sees nothing else)."""
+    d, reg = nix_daemon, basic_registry
+    image = "library/plain:uncompressed"
+    info = reg.images[image].single
+    creds = {"DOCKER_USER": reg.username, "DOCKER_PASS": reg.password}
+    expr = docker2nix(reg, image, d.work / "plain-tls.nix", "--ca-file", reg.ca_file, env=creds)
+    ca = d.secrets / "registry-ca.pem"
+    shutil.copy(reg.ca_file, ca)
+    os.chmod(ca, 0o644)
+    mark = reg.log_file.stat().st_size
+    d.restart({**creds, "NIX_SSL_CERT_FILE": str(ca)})
+    try:
+        [result] = d.build_paths(expr)
+    finally:
+        d.restart()
+    assert set(blob_gets(reg, mark)) == {info.config_digest, *(dg for dg, _, _ in info.layers)}
+    archive = stream_image(result, tmp_path / "plain.tar")
     assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
     assert scan_for(d.root, reg.password.encode(), skip=(d.secrets, d.hidden)) > 10
 
