@@ -90,7 +90,7 @@ def builder_sandbox_paths() -> list[str]:
     paths = [Path(os.path.realpath(VENV)), Path(os.path.realpath(sys.base_prefix)), python.parent.parent,
              Path(os.path.realpath(hocker_fetch.__file__)).parent.parent]
     system = [Path(p) for p in SYSTEM_SANDBOX_PATHS]
-    return [p for p in _covering(paths) if not any(p == s or Path(s) in Path(p).parents for s in system)]
+    return [p for p in _covering(paths) if not any(Path(p) == s or s in Path(p).parents for s in system)]
 
 
 def _world_traversable(path: Path) -> Optional[str]:
