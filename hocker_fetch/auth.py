@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .credentials import Credentials, from_environment, parse_credentials_file, user_password
+from .credentials import Credentials, from_environment, nix_build_hint, parse_credentials_file, user_password
 from .dockerconfig import from_docker_config
 from .errors import AuthError, RegistryError, UsageError
 from .transport import check_transport
@@ -154,7 +154,7 @@ class RegistryAuth:
         if chosen.scheme == "basic":
             if creds is None or not creds.username:
                 raise AuthError(f"the registry {where} requires a username and password "
-                                "(-u/-p, -f FILE, DOCKER_USER/DOCKER_PASS, or docker login)")
+                                "(-u/-p, -f FILE, DOCKER_USER/DOCKER_PASS, or docker login)" + nix_build_hint())
             if sent is not None and sent.startswith("Basic "):
                 raise AuthError(f"the registry {where} rejected the password of user {creds.username!r} "
                                 f"(from {creds.source or 'the command line'})")

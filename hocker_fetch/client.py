@@ -18,7 +18,7 @@ import requests
 import urllib3
 
 from .auth import RegistryAuth
-from .credentials import Credentials
+from .credentials import Credentials, nix_build_hint
 from .digest import DigestVerifier, parse_digest, sha256_digest
 from .errors import AuthError, HockerError, ManifestError, NotFoundError, RegistryError, VerificationError
 from .manifest import (
@@ -131,7 +131,7 @@ class RegistryClient:
             return (f"access to {self.host}/{repo} denied for {who} "
                     f"(from {creds.source or 'the command line'}): wrong password or no pull permission")
         return (f"{self.host}/{repo} requires authentication (or does not exist): give credentials with "
-                "-u/-p, -t, -f FILE, DOCKER_USER/DOCKER_PASS or docker login")
+                "-u/-p, -t, -f FILE, DOCKER_USER/DOCKER_PASS or docker login" + nix_build_hint())
 
     # -- manifests ---------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ str or an exception message: a traceback in a CI log must not leak a registry pa
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -178,6 +179,16 @@ def parse_credentials_file(path: str) -> Credentials:
 
 # ---------------------------------------------------------------------------------------------------------
 # environment (the Nix fetchers' impure variables)
+
+
+def nix_build_hint(env: Mapping[str, str] = os.environ) -> str:
+    """What to add to "give credentials" inside a Nix build (NIX_BUILD_TOP is set), "" elsewhere: there the
+    builder sees neither the user's shell nor files outside the sandbox, so the usual hints do not apply."""
+    if not env.get("NIX_BUILD_TOP"):
+        return ""
+    return ("; inside a Nix build they come from DOCKER_USER/DOCKER_PASS or DOCKER_TOKEN in the nix-daemon's "
+            "environment (nix-build's for single-user Nix), or a credentials file visible in the sandbox "
+            "(in extra-sandbox-paths, group nixbld, mode 0640)")
 
 
 def from_environment(env: Mapping[str, str]) -> Credentials | None:

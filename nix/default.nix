@@ -40,11 +40,14 @@ let
   hubRegistry = "https://registry-1.docker.io/v2/";
   hubHosts = [ "registry-1.docker.io" "docker.io" "index.docker.io" "registry.hub.docker.com" ];
 
-  # A path string: never copied into the store (the builder reads it if it exists and no env var is set).
+  # A path string: never copied into the store (the builder reads it when no env var is set). With flakes (pure
+  # evaluation) builtins.nixPath is empty: `-I DOCKER_CREDENTIALS=` is not seen there, use `credentialsFile`.
+  nixPathCredentials = builtins.filter (e: e.prefix == "DOCKER_CREDENTIALS") builtins.nixPath;
   defaultCredentialsFile =
-    let entries = builtins.filter (e: e.prefix == "DOCKER_CREDENTIALS") builtins.nixPath;
-    in if entries != [ ] then (builtins.head entries).path else "/etc/nix-docker-credentials.txt";
+    if nixPathCredentials != [ ] then (builtins.head nixPathCredentials).path else "/etc/nix-docker-credentials.txt";
   credentials = if credentialsFile != null then toString credentialsFile else defaultCredentialsFile;
+  # A file the user named (argument or -I) must be readable in the build; the implicit default only if it exists.
+  credentialsExplicit = credentialsFile != null || nixPathCredentials != [ ];
 
   bin = name: "${hocker}/bin/${name}";
 
@@ -128,9 +131,30 @@ let
     in builtins.substring 1 (builtins.stringLength path - 1) path;
 
   # Runs a hocker console script; adds the credentials file only when no impure variable carries credentials.
+  # Under a nix-daemon the builder is a build user in the sandbox: a file outside extra-sandbox-paths does not
+  # exist there, one not readable by group nixbld cannot be read. A file the user named (credentialsFileExplicit),
+  # or one that exists but cannot be read, fails the build with one line (exit 3, as hocker's auth errors)
+  # naming the file, the build user and the fix; never a silent anonymous pull. Only shell builtins: no PATH.
   fetchScript = ''
-    if [ -z "''${DOCKER_TOKEN:-}''${DOCKER_USER:-}''${DOCKER_PASS:-}" ] && [ -n "''${credentialsFile:-}" ] && [ -r "$credentialsFile" ]; then
-      set -- "$@" --credentials-file "$credentialsFile"
+    if [ -z "''${DOCKER_TOKEN:-}''${DOCKER_USER:-}''${DOCKER_PASS:-}" ] && [ -n "''${credentialsFile:-}" ]; then
+      if [ -r "$credentialsFile" ]; then
+        set -- "$@" --credentials-file "$credentialsFile"
+      elif [ -n "''${credentialsFileExplicit:-}" ] || [ -e "$credentialsFile" ]; then
+        uid=; name=; host=
+        while read -r k v rest; do if [ "$k" = Uid: ]; then uid=$v; fi; done < /proc/self/status 2>/dev/null
+        while IFS=: read -r n x i rest; do if [ "$i" = "$uid" ]; then name=$n; fi; done < /etc/passwd 2>/dev/null
+        if read -r inner outer rest < /proc/self/uid_map 2>/dev/null && [ "$inner" = "$uid" ] && [ "$outer" != "$uid" ]; then
+          host="; uid $outer outside the sandbox"
+        fi
+        who="build user ''${name:-?} (uid ''${uid:-?}$host)"
+        env="or give DOCKER_USER/DOCKER_PASS (or DOCKER_TOKEN) in the nix-daemon's environment"
+        if [ -e "$credentialsFile" ]; then
+          echo "hocker-fetch: the credentials file $credentialsFile is not readable by the $who: make it group nixbld, mode 0640 (chgrp nixbld FILE; chmod 0640 FILE), $env" >&2
+        else
+          echo "hocker-fetch: the credentials file $credentialsFile does not exist in the build ($who): list it in extra-sandbox-paths of the nix-daemon's nix.conf, group nixbld, mode 0640, $env" >&2
+        fi
+        exit 3
+      fi
     fi
     exec "$@" --out "$out"
   '';
@@ -173,6 +197,7 @@ let
         "NIX_SSL_CERT_FILE"
       ];
       credentialsFile = credentials;
+      credentialsFileExplicit = credentialsExplicit;
       PYTHONDONTWRITEBYTECODE = "1";
     } // (if sslCertFile == null then { } else { SSL_CERT_FILE = sslCertFile; }));
 
