@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 from support import nixenv
-from support.nixenv import NIX_DIR, REPO, VENV, Nix, docker2nix
+from support.nixenv import NIX_DIR, REPO, VENV, Nix, docker2nix, skopeo_config_digest
 
 nix = nixenv.nix  # the module-scoped fixtures: one throw-away store for this module
 gen_dir = nixenv.gen_dir
@@ -282,3 +282,21 @@ in builtins.derivation {{
                             stdin=subprocess.DEVNULL)
     assert second.returncode == 0, second.stderr
     assert f"hocker-images: {name} is already loaded" in second.stdout and "loading" not in second.stdout
+
+
+def test_stream_is_an_image_stream_for_oci_containers(nix: Nix, gen_dir: Path, plain_registry, tmp_path: Path) -> None:
+    """`.stream` is itself the executable (oci-containers' imageStream): it streams the same archive as
+    compositeImage.sh and adds nothing but a symlink to the store (no second copy of the layers)."""
+    info = plain_registry.images["library/hello:oci"].single
+    expr = docker2nix(plain_registry, "library/hello:oci", gen_dir / "hello.nix")
+    [stream] = nix.build_paths(expr, attr="stream")
+    [result] = nix.build_paths(expr)
+    assert os.path.islink(stream) and os.readlink(stream) == f"{result}/compositeImage.sh"
+    assert os.access(stream, os.X_OK)
+    out = tmp_path / "stream.tar"
+    with open(out, "wb") as f:
+        proc = subprocess.run([stream], stdout=f, stderr=subprocess.PIPE, timeout=120, env=nixenv.base_env())
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == nixenv.stream_image(result, tmp_path / "composite.tar").read_bytes()
+    assert skopeo_config_digest(f"docker-archive:{out}") == info.config_digest
+    assert stream.endswith("-stream")
