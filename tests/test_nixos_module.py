@@ -300,3 +300,79 @@ def test_stream_is_an_image_stream_for_oci_containers(nix: Nix, gen_dir: Path, p
     assert out.read_bytes() == nixenv.stream_image(result, tmp_path / "composite.tar").read_bytes()
     assert skopeo_config_digest(f"docker-archive:{out}") == info.config_digest
     assert stream.endswith("-stream")
+
+
+# -- the flake's checks and nixosModules, offline ----------------------------------------------------------------
+
+
+def test_flake_checks_evaluate_the_module_and_the_fetchers(nix: Nix, module: Module, tmp_path: Path) -> None:
+    """test_nix_build.py's stub nixpkgs (the same fake packages), extended with what the checks use: the real
+    lib (plus a nixosSystem that is lib.evalModules over the typed stand-ins, with the overlays of
+    nixpkgs.overlays, as NixOS applies them), runCommand and bash. Both checks build: the fetchers' derivations
+    instantiate through the overlay and lib.mkFetchers, and the module's unit script parses in a NixOS system
+    built from nixosModules.default."""
+    from test_nix_build import fake_nixpkgs_package
+
+    src = tmp_path / "flake"
+    src.mkdir()
+    for name in ("flake.nix", "overlay.nix"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(NIX_DIR, src / "nix")
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    stub = tmp_path / "nixpkgs-stub"
+    stub.mkdir()
+    shutil.copytree(module.lib, stub / "lib")
+    shutil.copy(SUPPORT / "nixos-stub.nix", stub / "nixos-stub.nix")
+    (stub / "flake.nix").write_text("""{
+  outputs = { self }: {
+    lib = import ./lib // {
+      nixosSystem = { system, modules }: (import ./lib).evalModules {
+        modules = modules ++ [ ./nixos-stub.nix ({ config, ... }: {
+          _module.args.pkgs = import ./default.nix { inherit system; inherit (config.nixpkgs) overlays; };
+        }) ];
+      };
+    };
+  };
+}
+""")
+    (stub / "default.nix").write_text(f"""
+{{ system, overlays ? [ ] }}:
+let
+  fake = name: builtins.derivation {{ inherit name system; builder = "/bin/false"; }};
+  base = {{
+    callPackage = path: args: "{fake['hocker']}";
+    cacert = "{fake['cacert']}";
+    bash = "{fake['bash']}";
+    stdenv.hostPlatform.system = system;
+    docker = fake "docker-stub";
+    podman = fake "podman-stub";
+    runCommand = name: env: command: builtins.derivation (env // {{
+      inherit name system;
+      builder = "{fake['bash']}/bin/bash";
+      args = [ "-c" command ];
+    }});
+  }};
+  final = builtins.foldl' (acc: o: acc // o final acc) base overlays // {{ buildPackages = final; }};
+in final
+""")
+    flake = f"path:{src}"
+    common = ["--override-input", "nixpkgs", f"path:{stub}", "--no-write-lock-file"]
+    system = nix.run("nix-instantiate", "--eval", "--json", "--expr", "builtins.currentSystem").stdout.strip('"\n')
+    names = json.loads(nix.run("nix", "eval", "--json", f"{flake}#checks.{system}", *common, "--apply",
+                               "builtins.attrNames").stdout)
+    assert names == ["fetchers", "hocker", "nixos-module"]
+    darwin = json.loads(nix.run("nix", "eval", "--json", f"{flake}#checks.aarch64-darwin", *common, "--apply",
+                                "builtins.attrNames").stdout)
+    assert darwin == ["fetchers", "hocker"]
+
+    def build(check: str) -> Path:
+        drv = nix.run("nix", "eval", "--raw", f"{flake}#checks.{system}.{check}.drvPath", *common).stdout.strip()
+        return Path(nix.run("nix-store", "--realise", drv).stdout.strip())
+
+    drvs = json.loads(build("fetchers").read_text())
+    assert len(drvs) == 12  # image, config, archive, layout, stream, one layer; twice
+    assert all(d.endswith(".drv") and Path(d).exists() for d in drvs)
+    assert any(d.endswith("-check-stream.drv") for d in drvs)
+    assert any(d.endswith(f"-docker-layer-{'3' * 64}.tar.gz.drv") for d in drvs)
+    script = build("nixos-module").read_text()
+    assert "-podman-stub/bin/podman load" in script and "registry.example/library/check:1" in script

@@ -36,6 +36,13 @@ in
     system.activationScripts = opt (t.attrsOf t.anything) { };
     environment.etc = opt (t.attrsOf t.anything) { };
     nix.settings = opt (t.submodule { freeformType = t.attrsOf t.anything; }) { };
-    nixpkgs.overlays = opt (t.listOf t.anything) [ ];
+    # as NixOS types it: an overlay is kept as it is (types.anything would wrap and re-merge its result)
+    nixpkgs.overlays = opt (t.listOf (lib.mkOptionType {
+      name = "nixpkgs-overlay";
+      check = lib.isFunction;
+      merge = lib.mergeOneOption;
+    })) [ ];
+    boot.isContainer = opt t.bool false;
+    system.stateVersion = opt t.str "";
   };
 }
