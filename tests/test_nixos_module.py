@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -113,6 +114,19 @@ def module(nix: Nix) -> Module:
     if lib is None:
         pytest.skip(why)
     return Module(nix, lib)
+
+
+def test_nixpkgs_lib_lookup_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """<nixpkgs/lib> from NIX_PATH first, then the shared snapshot; neither: None with the reason for the skip."""
+    user = tmp_path / "nixpkgs"
+    (user / "lib").mkdir(parents=True)
+    (user / "lib" / "modules.nix").write_text("{ }\n")
+    monkeypatch.setattr(sys.modules[__name__], "SHARED_LIB", tmp_path / "no-snapshot" / "lib")
+    monkeypatch.setenv("NIX_PATH", f"nixpkgs={user}")
+    assert find_nixpkgs_lib() == (user / "lib", "")
+    monkeypatch.delenv("NIX_PATH")
+    lib, why = find_nixpkgs_lib()
+    assert lib is None and "no nixpkgs on NIX_PATH" in why and str(tmp_path / "no-snapshot") in why
 
 
 TWO_IMAGES = """{ fakeImage, ... }: {
