@@ -222,7 +222,8 @@ let
       # virtualisation.oci-containers.containers.<name>.imageStream takes, with `image = <result>.image`.
       stream = builtins.derivation {
         name = "${name}-stream";
-        inherit system python shell;
+        inherit (composite) system;
+        inherit python shell;
         builder = shell;
         args = [ "-c" ''exec "$python" -c 'import os; os.symlink(os.environ["target"], os.environ["out"])' '' ];
         target = "${composite}/compositeImage.sh";
