@@ -30,6 +30,7 @@ SUPPORT = Path(__file__).resolve().parent / "support"
 SHARED_LIB = REPO.parent / "shared" / "nixpkgs-lib" / "lib"
 HEX_A = "a" * 64
 HEX_B = "b" * 64
+HEX_C = "c" * 64
 
 
 def find_nixpkgs_lib() -> tuple[Optional[Path], str]:
@@ -67,6 +68,7 @@ let
     registry = "http://127.0.0.1:9/v2/";
     imageName = name;
     tag = "1";
+    imageDigest = "sha256:{HEX_C}";
     imageConfig = fetchers.fetchDockerConfig {{ imageName = name; configDigest = "sha256:{HEX_A}"; }};
     imageLayers = [ (fetchers.fetchDockerLayer {{ imageName = name; layerDigest = "sha256:{HEX_B}"; }}) ];
   }};
@@ -354,6 +356,7 @@ def test_flake_checks_evaluate_the_module_and_the_fetchers(nix: Nix, module: Mod
 let
   fake = name: builtins.derivation {{ inherit name system; builder = "/bin/false"; }};
   base = {{
+    lib = import ./lib;
     callPackage = path: args: "{fake['hocker']}";
     cacert = "{fake['cacert']}";
     bash = "{fake['bash']}";
