@@ -40,8 +40,72 @@
         nixpkgs.overlays = [ self.overlays.default ];
       };
 
-      checks = forAllSystems (system: {
-        hocker = self.packages.${system}.default;
-      });
+      # `nix flake check` without network: the package builds; the fetchers and the NixOS module evaluate. The
+      # example image has placeholder digests: its derivations are instantiated, never built (no fetch).
+      checks = forAllSystems (system:
+        let
+          pkgs = pkgsFor system;
+          inherit (nixpkgs) lib;
+          digest = c: "sha256:" + builtins.concatStringsSep "" (builtins.genList (_: c) 64);
+          pinned = fetchers: fetchers.fetchdocker rec {
+            name = "check";
+            registry = "https://registry.example/v2/";
+            repository = "library";
+            imageName = "check";
+            tag = "1";
+            imageDigest = digest "1";
+            imageConfig = fetchers.fetchDockerConfig {
+              inherit registry repository imageName tag imageDigest;
+              configDigest = digest "2";
+            };
+            imageLayers = [ (fetchers.fetchDockerLayer { inherit registry repository imageName; layerDigest = digest "3"; }) ];
+          };
+          drvs = image: map (d: builtins.unsafeDiscardStringContext d.drvPath)
+            ([ image image.imageConfig image.dockerArchive image.ociLayout image.stream ] ++ image.imageLayers);
+          # as nixos-rebuild does: failed assertions are an error listing them
+          checked = config:
+            let failed = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+            in if failed == [ ] then config
+              else throw "hocker-fetch's NixOS module check:\n${lib.concatMapStrings (m: "- ${m}\n") failed}";
+          nixos = (checked (lib.nixosSystem {
+            inherit system;
+            modules = [
+              self.nixosModules.default
+              ({ pkgs, ... }: {
+                boot.isContainer = true;
+                system.stateVersion = "25.05";
+                services.hocker-images = {
+                  enable = true;
+                  images = [ (pinned pkgs) ];
+                  registryCredentialsFile = "/run/secrets/registry";
+                };
+              })
+            ];
+          }).config);
+        in
+        {
+          hocker = self.packages.${system}.default;
+          # every derivation of a pinned image, through the overlay and through lib.mkFetchers
+          fetchers = pkgs.runCommand "hocker-fetchers-eval"
+            { drvs = builtins.toJSON (drvs (pinned pkgs) ++ drvs (pinned (self.lib.mkFetchers { hocker = self.packages.${system}.default; inherit system; }))); }
+            ''printf '%s\n' "$drvs" > "$out"'';
+        } // lib.optionalAttrs (lib.hasSuffix "-linux" system) {
+          # the module in a NixOS system: assertions hold, the engine is enabled, the unit's script parses, and
+          # the credentials file is the daemon's EnvironmentFile (the script's image paths are not built)
+          nixos-module = pkgs.runCommand "hocker-nixos-module-eval"
+            {
+              script = builtins.unsafeDiscardStringContext nixos.systemd.services.hocker-load-images.script;
+              podman = lib.boolToString nixos.virtualisation.podman.enable;
+              envFile = builtins.toJSON nixos.systemd.services.nix-daemon.serviceConfig.EnvironmentFile;
+            }
+            ''
+              set -eu
+              printf '%s\n' "$script" | ${pkgs.bash}/bin/bash -n
+              [[ $script == *"/bin/podman load"* ]] || { echo "no podman load in the unit: $script"; exit 1; }
+              [[ $podman == true ]] || { echo "virtualisation.podman.enable is not set"; exit 1; }
+              [[ $envFile == *'"-/run/secrets/registry"'* ]] || { echo "nix-daemon EnvironmentFile: $envFile"; exit 1; }
+              printf '%s\n' "$script" > "$out"
+            '';
+        });
     };
 }

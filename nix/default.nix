@@ -359,6 +359,18 @@ let
       configDigest = imageConfig.configDigest or null;
       # hocker's fetchdocker had passthru.image; nixpkgs-style consumers look for passthru
       passthru = { inherit image dockerArchive ociLayout; };
+      # An executable that streams the docker-load archive (a symlink to compositeImage.sh): what
+      # virtualisation.oci-containers.containers.<name>.imageStream takes, with `image = <result>.image`.
+      stream = builtins.derivation {
+        name = "${name}-stream";
+        inherit (composite) system;
+        inherit python shell;
+        builder = shell;
+        args = [ "-c" ''exec "$python" -c 'import os; os.symlink(os.environ["target"], os.environ["out"])' '' ];
+        target = "${composite}/compositeImage.sh";
+        preferLocalBuild = true;
+        allowSubstitutes = false;
+      };
     };
 in
 {
