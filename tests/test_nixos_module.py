@@ -27,7 +27,7 @@ nix = nixenv.nix  # the module-scoped fixtures: one throw-away store for this mo
 gen_dir = nixenv.gen_dir
 
 SUPPORT = Path(__file__).resolve().parent / "support"
-SHARED_LIB = REPO.parent / "shared" / "nixpkgs-lib" / "lib"
+SHARED_LIB = nixenv.NIXPKGS_LIB  # the shared snapshot; find_nixpkgs_lib() prefers a user's <nixpkgs/lib>
 HEX_A = "a" * 64
 HEX_B = "b" * 64
 HEX_C = "c" * 64
