@@ -740,3 +740,46 @@ in [ pkgs.hocker-fetch.outPath pkgs.hocker.outPath pkgs.hocker-fetch.pname
     names = nix.run("nix", "eval", "--json", f"{flake}#packages.x86_64-linux", "--override-input", "nixpkgs",
                     f"path:{stub2}", "--no-write-lock-file", "--apply", "p: builtins.attrNames p").stdout
     assert json.loads(names) == ["default", "hocker", "hocker-fetch"]
+
+
+def test_a_consumer_flake_builds_public_and_private_images_in_pure_evaluation(
+        nix: Nix, plain_registry, token_registry, tmp_path: Path) -> None:
+    """Issue 9: a flake that takes this project as an input (its nixpkgs following the consumer's, here the stub)
+    builds docker2nix files with `nix build`, pure evaluation (no --impure): a public image, and a private one
+    whose credentials come from the builder's environment (impureEnvVars; single-user Nix: nix's own). No
+    secret reaches the flake, its lock file or the .drv."""
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    project, stub = flake_copy(tmp_path, fake)
+    reg = token_registry
+    creds = {"DOCKER_USER": reg.username, "DOCKER_PASS": reg.password}
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    docker2nix(plain_registry, "library/hello:oci", consumer / "public.nix")
+    docker2nix(reg, SECRET_IMAGE, consumer / "private.nix", env=creds)
+    (consumer / "flake.nix").write_text(f"""{{
+  inputs.nixpkgs.url = "path:{stub}";
+  inputs.hocker-fetch.url = "{project}";
+  inputs.hocker-fetch.inputs.nixpkgs.follows = "nixpkgs";
+  outputs = {{ self, nixpkgs, hocker-fetch }}:
+    let pkgs = import nixpkgs {{ system = "x86_64-linux"; overlays = [ hocker-fetch.overlays.default ]; }};
+    in {{
+      packages.x86_64-linux.public = pkgs.callPackage ./public.nix {{ }};
+      packages.x86_64-linux.private = pkgs.callPackage ./private.nix {{ }};
+    }};
+}}
+""")
+    flake = f"path:{consumer}"
+    nix.run("nix", "flake", "lock", flake)
+    public = json.loads(nix.run("nix", "build", "--no-link", "--json", f"{flake}#public").stdout)[0]["outputs"]["out"]
+    assert skopeo_config_digest(f"docker-archive:{stream_image(public, tmp_path / 'pub.tar')}") \
+        == plain_registry.images["library/hello:oci"].single.config_digest
+
+    anonymous = nix.run("nix", "build", "--no-link", f"{flake}#private", check=False)
+    assert anonymous.returncode != 0 and auth_failure(anonymous.stderr), anonymous.stderr[-2000:]
+    built = nix.run("nix", "build", "--no-link", "--json", f"{flake}#private", env=creds).stdout
+    private = json.loads(built)[0]["outputs"]["out"]
+    assert skopeo_config_digest(f"docker-archive:{stream_image(private, tmp_path / 'priv.tar')}") \
+        == reg.images[SECRET_IMAGE].single.config_digest
+    drvs = nix.run("nix", "path-info", "--derivation", "-r", f"{flake}#private").stdout.split()
+    assert drvs and all(reg.password not in Path(d).read_text() for d in drvs if d.endswith(".drv"))
+    assert reg.password not in (consumer / "flake.lock").read_text()
