@@ -743,11 +743,13 @@ in [ pkgs.hocker-fetch.outPath pkgs.hocker.outPath pkgs.hocker-fetch.pname
 
 
 def test_a_consumer_flake_builds_public_and_private_images_in_pure_evaluation(
-        nix: Nix, plain_registry, token_registry, tmp_path: Path) -> None:
+        plain_registry, token_registry, tmp_path: Path) -> None:
     """Issue 9: a flake that takes this project as an input (its nixpkgs following the consumer's, here the stub)
     builds docker2nix files with `nix build`, pure evaluation (no --impure): a public image, and a private one
     whose credentials come from the builder's environment (impureEnvVars; single-user Nix: nix's own). No
-    secret reaches the flake, its lock file or the .drv."""
+    secret reaches the flake, its lock file or the .drv. A store of its own: the module's store may already
+    hold the private blobs (same digests), which would make the anonymous build succeed."""
+    nix = Nix(tmp_path / "nix")
     fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
     project, stub = flake_copy(tmp_path, fake)
     reg = token_registry
