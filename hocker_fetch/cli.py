@@ -37,7 +37,7 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
                 raw, content_type, digest = client.get_manifest(ref.repository, ref.reference)
                 parse_manifest(raw, digest, content_type)  # refuse schema1 / garbage even here
             else:
-                resolved = client.resolve(ref, chosen_platform(args))
+                resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
                 raw, digest = resolved.manifest.raw, resolved.manifest.digest
             if args.digest:
                 print(digest)
@@ -57,7 +57,7 @@ def config_main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> None:
         ref = image_reference(args)
         with make_client(args, ref, prog) as client:
-            resolved = client.resolve(ref, chosen_platform(args))
+            resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
             emit_bytes(client.get_blob_bytes(ref.repository, resolved.manifest.config), args.out)
 
     return run_command(prog, body)
@@ -112,7 +112,7 @@ def image_main(argv: Optional[Sequence[str]] = None) -> int:
             raise UsageError("--jobs must be at least 1")
         ref = image_reference(args)
         with make_client(args, ref, prog, pool=args.jobs) as client:
-            resolved = client.resolve(ref, chosen_platform(args))
+            resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
             layers = resolved.manifest.layers
             progress = Progress(prog, sum(d.size for d in layers), len(layers),
                                 enabled=not args.quiet and sys.stderr.isatty())

@@ -31,6 +31,7 @@ from .manifest import (
     ImageManifest,
     Parsed,
     Platform,
+    check_config_platform,
     parse_manifest,
     select_platform,
 )
@@ -77,6 +78,7 @@ class RegistryClient:
         self.transport = Transport(ref.base_url, options, may_fall_back=may_fall_back, log=log,
                                    env=os.environ if env is None else env, sleep=sleep)
         self.auth = RegistryAuth(self.transport.send, credentials, insecure=options.insecure)
+        self._small_blobs: dict[str, bytes] = {}  # configs already fetched (a platform check, then the tool)
 
     @property
     def base_url(self) -> str:
@@ -185,14 +187,23 @@ class RegistryClient:
         raw, content_type, digest = self.get_manifest(repository, reference)
         return parse_manifest(raw, digest, content_type)
 
-    def resolve(self, ref: Reference, platform: Optional[Platform]) -> Resolved:
-        """Fetch what `ref` names and, for an index, the manifest of `platform` (verified by digest)."""
+    def resolve(self, ref: Reference, platform: Optional[Platform], *, explicit: bool = False) -> Resolved:
+        """Fetch what `ref` names and, for an index, the manifest of `platform` (verified by digest).
+
+        `explicit`: the user asked for `platform` (not a default), so an image whose platform no index states
+        has its config fetched and must be for `platform` (see resolve_platforms).
+        """
         top = self.get_parsed(ref.repository, ref.reference)
         if platform is None and isinstance(top, ImageIndex):
             raise ManifestError(f"{ref} is a multi-platform index; choose one with --platform")
-        [(manifest, _)] = resolve_platforms(top, None if platform is None else [platform],
-                                            lambda entry: self.get_entry(ref.repository, entry))
+        [(manifest, _)] = resolve_platforms(
+            top, None if platform is None else [platform], lambda entry: self.get_entry(ref.repository, entry),
+            fetch_config=self.config_fetcher(ref.repository) if explicit else None)
         return Resolved(top, manifest)
+
+    def config_fetcher(self, repository: str) -> Callable[[ImageManifest], bytes]:
+        """What resolve_platforms calls to check an image's platform against its config."""
+        return lambda manifest: self.get_blob_bytes(repository, manifest.config)
 
     def get_entry(self, repository: str, entry: Descriptor) -> Parsed:
         """The manifest or index an index entry points at, verified by its digest."""
@@ -205,9 +216,12 @@ class RegistryClient:
         """A small blob (the config) in memory, verified."""
         if descriptor.size > limit:
             raise ManifestError(f"blob {descriptor.digest} is {descriptor.size} bytes, more than {limit} allowed")
-        sink = BytesSink()
-        self.fetch_blob(repository, descriptor.digest, descriptor.size, sink)
-        return bytes(sink.buffer)
+        key = f"{repository}@{descriptor.digest}"
+        if key not in self._small_blobs:
+            sink = BytesSink()
+            self.fetch_blob(repository, descriptor.digest, descriptor.size, sink)
+            self._small_blobs[key] = bytes(sink.buffer)
+        return self._small_blobs[key]
 
     def fetch_blob(self, repository: str, digest: str, size: Optional[int], sink: BlobSink,
                    progress: Optional[Callable[[int], None]] = None,
@@ -260,34 +274,99 @@ class RegistryClient:
 
 
 def resolve_platforms(top: Parsed, platforms: Optional[Sequence[Platform]],
-                      fetch: Callable[[Descriptor], Parsed]) -> list[tuple[ImageManifest, Optional[Platform]]]:
-    """The one platform-resolution rule of every tool: `top` -> (image manifest, its index platform) pairs.
+                      fetch: Callable[[Descriptor], Parsed], *,
+                      fetch_config: Optional[Callable[[ImageManifest], bytes]] = None,
+                      accept: Optional[Callable[[Platform], bool]] = None,
+                      skipped: Optional[list[str]] = None) -> list[tuple[ImageManifest, Optional[Platform]]]:
+    """The one platform-resolution rule of every tool: `top` -> (image manifest, its platform) pairs.
 
-    `platforms` None means every platform the index lists (attestations skipped). A single-platform manifest
-    is returned as it is (its platform is not known without its config), and `fetch` is not called. Indexes
-    may nest once (an entry that is itself an index is searched for the same platform).
+    Each wanted platform is chosen by select_platform (the first match; an entry without `platform` only as
+    the index's one candidate); an entry that is itself an index is searched for the same platform (one
+    nesting level). `platforms` None means every platform the index lists, once each (duplicates: what
+    select_platform picks); `accept` may turn some down, unfetched: they are appended to `skipped`, as are
+    entries without platform beside ones with. An index whose one candidate has no platform gives that image.
+
+    An image no index entry states the platform of (a single-platform manifest, an entry without platform)
+    comes with platform None, and `fetch` is not called for a single manifest. With `fetch_config` (the
+    platforms were asked for explicitly, not defaulted) its config is fetched and must declare the wanted
+    platform (ManifestError otherwise, naming both); it then comes with that platform.
     """
     if isinstance(top, ImageManifest):
         if platforms is not None and len(platforms) > 1:
             raise ManifestError(f"{top.digest} is a single-platform image; it cannot be pinned for several "
                                 f"platforms ({', '.join(map(str, platforms))})")
-        return [(_checked(top), None)]
-    entries = top.platforms() if platforms is None else [select_platform(top, p) for p in platforms]
-    if not entries:
-        raise ManifestError(f"index {top.digest} lists no single-platform image manifest")
-    out = []
-    for entry in entries:
-        parent, chosen = top, entry
-        for _depth in range(2):
-            child = fetch(chosen)
-            if isinstance(child, ImageManifest):
-                out.append((_checked(child), entry.platform))
-                break
-            assert chosen.platform is not None  # platforms() and select_platform only return those
-            parent, chosen = child, select_platform(child, chosen.platform)
-        else:
-            raise ManifestError(f"index {parent.digest} nests indexes too deeply")
+        return [_unlisted(top, platforms[0] if platforms else None, fetch_config)]
+    if platforms is None:
+        return _resolve_all(top, fetch, accept, [] if skipped is None else skipped)
+    return [_resolve_one(top, p, fetch, fetch_config) for p in platforms]
+
+
+def _unlisted(manifest: ImageManifest, wanted: Optional[Platform],
+              fetch_config: Optional[Callable[[ImageManifest], bytes]]) -> tuple[ImageManifest, Optional[Platform]]:
+    """An image whose platform no index states: checked against its config when `wanted` was explicit."""
+    manifest = _checked(manifest)
+    if wanted is None or fetch_config is None:
+        return manifest, None
+    declared = check_config_platform(manifest, fetch_config(manifest), wanted)
+    return manifest, declared or wanted.normalized()
+
+
+def _resolve_one(index: ImageIndex, wanted: Platform, fetch: Callable[[Descriptor], Parsed],
+                 fetch_config: Optional[Callable[[ImageManifest], bytes]]) -> tuple[ImageManifest, Optional[Platform]]:
+    parent = index
+    for _depth in range(2):
+        entry = select_platform(parent, wanted)
+        child = fetch(entry)
+        if isinstance(child, ImageManifest):
+            if entry.platform is None:
+                return _unlisted(child, wanted, fetch_config)
+            return _checked(child), entry.platform
+        parent = child
+    raise ManifestError(f"index {parent.digest} nests indexes too deeply")
+
+
+def _resolve_all(index: ImageIndex, fetch: Callable[[Descriptor], Parsed], accept: Optional[Callable[[Platform], bool]],
+                 skipped: list[str]) -> list[tuple[ImageManifest, Optional[Platform]]]:
+    out: list[tuple[ImageManifest, Optional[Platform]]] = []
+    seen: set[Optional[Platform]] = set()
+
+    def expand(idx: ImageIndex, depth: int) -> None:
+        listed = idx.platforms()
+        bare = [d for d in idx.candidates() if d.platform is None]
+        if not listed and len(bare) == 1:
+            child = fetch(bare[0])
+            if isinstance(child, ImageIndex) and depth == 0:
+                expand(child, 1)
+            elif isinstance(child, ImageManifest) and None not in seen:
+                seen.add(None)
+                out.append((_checked(child), None))
+            elif isinstance(child, ImageIndex):
+                raise ManifestError(f"index {child.digest} nests indexes too deeply")
+            return
+        skipped.extend(f"{d.digest} (no platform)" for d in bare)
+        for p in dict.fromkeys(d.platform for d in listed if d.platform is not None):
+            if p in seen:
+                continue
+            seen.add(p)
+            if accept is not None and not accept(p):
+                skipped.append(str(p))
+                continue
+            out.append(_resolve_one(idx, p, fetch, None) if depth == 0 else _leaf(idx, p, fetch))
+
+    expand(index, 0)
+    if not out:
+        why = f" (skipped: {', '.join(skipped)})" if skipped else ""
+        raise ManifestError(f"index {index.digest} offers no usable platform{why}; available: {index.describe()}")
     return out
+
+
+def _leaf(index: ImageIndex, wanted: Platform, fetch: Callable[[Descriptor], Parsed]) -> tuple[ImageManifest, Platform]:
+    """An entry of an index nested in another: it must be an image manifest."""
+    entry = select_platform(index, wanted)
+    child = fetch(entry)
+    if not isinstance(child, ImageManifest):
+        raise ManifestError(f"index {index.digest} nests indexes too deeply")
+    return _checked(child), wanted
 
 
 class _Pipeline:

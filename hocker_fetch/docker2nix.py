@@ -97,7 +97,7 @@ def generate(args: argparse.Namespace) -> str:
     from .client import resolve_platforms
     from .digest import sha256_digest
     from .manifest import ImageIndex, parse_manifest
-    from .nixgen import pin_from_parts, registry_uri, render_json, render_nix
+    from .nixgen import nix_system, pin_from_parts, registry_uri, render_json, render_nix
 
     ref = image_reference(args)
     wanted = _platforms(args)
@@ -120,8 +120,14 @@ def generate(args: argparse.Namespace) -> str:
             top = get_client().get_parsed(ref.repository, ref.reference)
 
         index = top.descriptor if isinstance(top, ImageIndex) else None
+        skipped: list[str] = []
         manifests = resolve_platforms(
-            top, wanted, lambda entry: get_client().get_entry(ref.repository, entry))
+            top, wanted, lambda entry: get_client().get_entry(ref.repository, entry),
+            # an explicit --platform is checked against the config when no index states it (one small blob)
+            fetch_config=(lambda m: get_client().get_blob_bytes(ref.repository, m.config)) if args.platform else None,
+            accept=lambda p: nix_system(p) is not None, skipped=skipped)  # `all`: what Nix can build for
+        if skipped:
+            notes.append(f"note: --platform all skipped what has no Nix system: {', '.join(skipped)}")
         for m, _ in manifests:
             foreign = [d.digest for d in m.layers if d.is_foreign]
             if foreign:

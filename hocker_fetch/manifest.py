@@ -157,8 +157,34 @@ class ImageIndex(_Document):
     raw: bytes
     digest: str
 
+    def candidates(self) -> list[Descriptor]:
+        """The entries a platform can be chosen from: manifests and nested indexes, attestations skipped.
+
+        An entry without `platform` is one (OCI makes the field optional; skopeo and containerd accept it).
+        """
+        return [m for m in self.manifests if not m.is_attestation and m.media_type in MANIFEST_TYPES + INDEX_TYPES]
+
     def platforms(self) -> list[Descriptor]:
-        return [m for m in self.manifests if not m.is_attestation and m.platform is not None]
+        """The candidates that say which platform they are for."""
+        return [m for m in self.candidates() if m.platform is not None]
+
+    def describe(self) -> str:
+        """What the index really offers, for messages: its platforms, entries without one, attestations."""
+        cands = self.candidates()
+        listed = [str(d.platform) for d in cands if d.platform is not None]
+        bare = len(cands) - len(listed)
+        parts = [", ".join(listed)] if listed else []
+        if bare:
+            parts.append(f"{bare} entr{'y' if bare == 1 else 'ies'} without platform")
+        attestations = sum(1 for m in self.manifests if m.is_attestation)
+        others = len(self.manifests) - len(cands) - attestations
+        if others:
+            parts.append(f"{others} entr{'y' if others == 1 else 'ies'} of another media type")
+        text = "; ".join(parts) or "none"
+        if attestations:
+            text += (f" ({attestations} attestation(s) skipped)" if parts
+                     else f" (only attestations: {attestations})")
+        return text
 
 
 Parsed = Union[ImageManifest, ImageIndex]
@@ -236,19 +262,59 @@ def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> 
     return ImageManifest(media_type, config, layers, raw, digest)
 
 
+def platform_matches(have: Platform, wanted: Platform) -> bool:
+    """`have` is `wanted` once both are normalised; a `wanted` without variant takes any variant."""
+    have, wanted = have.normalized(), wanted.normalized()
+    return have == wanted or (wanted.variant is None
+                              and (have.os, have.architecture) == (wanted.os, wanted.architecture))
+
+
 def select_platform(index: ImageIndex, wanted: Platform) -> Descriptor:
-    """Pick the entry for `wanted`, skipping attestations; variants must match once defaults are applied."""
+    """Pick the entry for `wanted`, skipping attestations; variants must match once defaults are applied.
+
+    Several entries for one platform (e.g. gzip and zstd instances): the first exact match, else the first
+    variant-less match. An entry without `platform` is taken only when it is the index's one candidate
+    (its platform is then unknown: callers check the config when the platform was asked for explicitly);
+    two or more such entries are ambiguous and refused.
+    """
     wanted = wanted.normalized()
-    candidates = [d for d in index.platforms() if d.media_type in MANIFEST_TYPES + INDEX_TYPES]
+    candidates = index.candidates()
     for d in candidates:
         if d.platform == wanted:
             return d
-    if wanted.variant is None:
-        for d in candidates:
-            p = d.platform
-            if p is not None and (p.os, p.architecture) == (wanted.os, wanted.architecture):
-                return d
-    available = ", ".join(str(d.platform) for d in candidates) or "none (only attestations)"
-    raise ManifestError(f"no manifest for platform {wanted} in index {index.digest}; available: {available}")
+    for d in candidates:
+        if d.platform is not None and platform_matches(d.platform, wanted):
+            return d
+    if len(candidates) == 1 and candidates[0].platform is None:
+        return candidates[0]
+    raise ManifestError(f"no manifest for platform {wanted} in index {index.digest}; available: {index.describe()}")
 
 
+def config_platform(config: bytes) -> Platform | None:
+    """The platform an image config declares (`os`, `architecture`, `variant`), or None if it names none."""
+    try:
+        doc = json.loads(config)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ManifestError("the image config is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise ManifestError("the image config is not a JSON object")
+    fields = [doc.get(k) for k in ("os", "architecture", "variant")]
+    if not all(v is None or (isinstance(v, str) and (not v or _PLATFORM_WORD.fullmatch(v))) for v in fields):
+        raise ManifestError("the image config has a malformed platform")
+    os_, arch, variant = fields
+    if not os_ or not arch:
+        return None
+    return Platform(os_, arch, variant or None).normalized()
+
+
+def check_config_platform(manifest: ImageManifest, config: bytes, wanted: Platform) -> Platform | None:
+    """Refuse an image whose config declares another platform than the one explicitly asked for.
+
+    Returns the declared platform. A config that declares no os/architecture is accepted (nothing
+    contradicts the request), and None returned.
+    """
+    have = config_platform(config)
+    if have is not None and not platform_matches(have, wanted):
+        raise ManifestError(f"image {manifest.digest} is for {have} (its config {manifest.config.digest}), "
+                            f"not the platform {wanted.normalized()} asked for")
+    return have
