@@ -96,7 +96,7 @@ def generate(args: argparse.Namespace) -> str:
     """Resolve the image (fetching only manifests) and render the expression or the lock file."""
     from .client import resolve_platforms
     from .digest import sha256_digest
-    from .manifest import ImageIndex, parse_manifest
+    from .manifest import ImageIndex, check_is_image, parse_manifest
     from .nixgen import pin_from_parts, registry_uri, render_json, render_nix
 
     ref = image_reference(args)
@@ -122,6 +122,9 @@ def generate(args: argparse.Namespace) -> str:
         index = top.descriptor if isinstance(top, ImageIndex) else None
         manifests = resolve_platforms(
             top, wanted, lambda entry: get_client().get_entry(ref.repository, entry))
+        for m, _ in manifests:
+            # an artifact or an encrypted image would pin a file whose build makes a broken image
+            check_is_image(m, f"{ref} manifest {m.digest}" if index is not None else str(ref))
         for m, _ in manifests:
             foreign = [d.digest for d in m.layers if d.is_foreign]
             if foreign:
