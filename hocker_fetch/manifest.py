@@ -225,6 +225,13 @@ def _descriptor(obj: Any, where: str, *, with_platform: bool = False) -> Descrip
     return desc
 
 
+def schema1_error(digest: str) -> ManifestError:
+    """The one refusal of docker schema1, whether seen in a manifest's bytes or in a HEAD's content type."""
+    return ManifestError(
+        f"manifest {digest} is docker schema1 (deprecated, unsigned-digest format); it is not supported: "
+        "push the image again with a current docker/skopeo to get schema2 or OCI")
+
+
 def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> Parsed:
     """Parse manifest bytes (already verified against `digest`) into a manifest or an index.
 
@@ -239,9 +246,7 @@ def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> 
     media_type = doc.get("mediaType") or (content_type or "").split(";")[0].strip()
     version = doc.get("schemaVersion")
     if version == 1 or media_type in DOCKER_SCHEMA1:
-        raise ManifestError(
-            f"manifest {digest} is docker schema1 (deprecated, unsigned-digest format); it is not supported: "
-            "push the image again with a current docker/skopeo to get schema2 or OCI")
+        raise schema1_error(digest)
     if version != 2:
         raise ManifestError(f"manifest {digest} has unsupported schemaVersion {version!r}")
     if media_type not in INDEX_TYPES + MANIFEST_TYPES:

@@ -5,6 +5,7 @@
   (`--encryption-key jwe:...`): hocker-image (every --format) and docker2nix refuse them with exit 7 and one line
   naming what they are, writing nothing; hocker-manifest, hocker-config and hocker-layer still fetch them byte
   for byte, since they are registry objects like any other.
+* `hocker-manifest --digest` refuses a schema1 tag like every other mode (the dumb registry of test_hostile).
 """
 from __future__ import annotations
 
@@ -295,3 +296,28 @@ def test_what_is_refused_and_why(kw: dict, pattern: str) -> None:
 def test_malformed_artifact_type_is_a_manifest_error() -> None:
     with pytest.raises(ManifestError, match="artifactType"):
         _manifest(artifactType=["not", "a", "string"])
+
+
+# -- item 6: --digest on a schema1 tag ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dumb_registry():
+    from test_hostile import HostileRegistry
+    s = HostileRegistry().start()
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("content_type", ["application/vnd.docker.distribution.manifest.v1+json",
+                                          "application/vnd.docker.distribution.manifest.v1+prettyjws"])
+@pytest.mark.parametrize("flags", [["--digest"], ["--index", "--digest"]])
+def test_digest_refuses_schema1_like_every_other_mode(dumb_registry, content_type: str, flags: list[str]) -> None:
+    from test_hostile import MANIFEST_PATH, REPO, SCHEMA1_SIGNED, TAG, Answer
+    body = json.dumps(SCHEMA1_SIGNED).encode()
+    dumb_registry.routes = {MANIFEST_PATH: Answer(body, content_type, headers={"Docker-Content-Digest": sha(body)})}
+    common = ["--registry", dumb_registry.url, "--retries", "0", "-q"]
+    plain = run("hocker-manifest", *common, REPO, TAG)
+    expected = one_line_error(plain, "hocker-manifest", 7, "schema1")
+    r = run("hocker-manifest", *common, *flags, REPO, TAG)
+    assert one_line_error(r, "hocker-manifest", 7, "schema1") == expected  # the same message, by HEAD alone
+    assert dumb_registry.asked[-1] == MANIFEST_PATH
