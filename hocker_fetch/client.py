@@ -201,6 +201,17 @@ class RegistryClient:
 
     # -- blobs -------------------------------------------------------------------------------------------
 
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """Whether the registry serves this blob (one HEAD request; redirects followed): 404 is False."""
+        digest = parse_digest(digest)
+        what = f"blob {digest}"
+        resp = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", _scope(repository), what=what)
+        with resp:
+            if resp.status_code == 404:
+                return False
+            _raise_for_status(resp, what, self.host)
+            return True
+
     def get_blob_bytes(self, repository: str, descriptor: Descriptor, limit: int = MAX_CONFIG_BYTES) -> bytes:
         """A small blob (the config) in memory, verified."""
         if descriptor.size > limit:

@@ -126,10 +126,15 @@ def generate(args: argparse.Namespace) -> str:
             # an artifact or an encrypted image would pin a file whose build makes a broken image
             check_is_image(m, f"{ref} manifest {m.digest}" if index is not None else str(ref))
         for m, _ in manifests:
-            foreign = [d.digest for d in m.layers if d.is_foreign]
-            if foreign:
-                notes.append(f"note: {len(foreign)} non-distributable layer(s) in {m.digest}; the registry may "
-                             "not serve them")
+            # the Nix fetchers get every blob from the registry: a foreign layer it does not serve would fail
+            # the build with "blob not found", so find out now (one HEAD per foreign layer, no download)
+            for d in m.layers:
+                if d.is_foreign and not get_client().has_blob(ref.repository, d.digest):
+                    urls = ", ".join(d.urls) or "none"
+                    raise ManifestError(
+                        f"{ref} has a foreign (non-distributable) layer {d.digest} that {get_client().host} does "
+                        f"not serve (its urls: {urls}); the Nix fetchers fetch blobs only from the registry: push the "
+                        "layer to it first")
         base_url = client.base_url if client is not None else None
         pin = pin_from_parts(ref, registry_uri(ref, base_url), manifests, index, args.alt_image_name, notes)
     finally:

@@ -6,6 +6,9 @@
   naming what they are, writing nothing; hocker-manifest, hocker-config and hocker-layer still fetch them byte
   for byte, since they are registry objects like any other.
 * `hocker-manifest --digest` refuses a schema1 tag like every other mode (the dumb registry of test_hostile).
+* A foreign (non-distributable) layer the registry does not serve: docker2nix fails up front naming the layer
+  and its urls, instead of writing a file whose Nix build fails with "blob not found"; when the registry does
+  serve it, docker2nix pins as before.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import tarfile
@@ -25,6 +29,7 @@ from support.clitools import registry_args, run
 from support.images import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
     OCI_CONFIG,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
@@ -46,6 +51,7 @@ EMPTY = "application/vnd.oci.empty.v1+json"
 SBOM = "application/vnd.example.sbom.v1+json"
 COSIGN = "application/vnd.dev.cosign.simplesigning.v1+json"
 FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+FOREIGN_URL = "https://example.invalid/windows/base-layer.tar.gz"
 
 
 def sha(data: bytes) -> str:
@@ -321,3 +327,64 @@ def test_digest_refuses_schema1_like_every_other_mode(dumb_registry, content_typ
     r = run("hocker-manifest", *common, *flags, REPO, TAG)
     assert one_line_error(r, "hocker-manifest", 7, "schema1") == expected  # the same message, by HEAD alone
     assert dumb_registry.asked[-1] == MANIFEST_PATH
+
+
+# -- item 7: a foreign layer the registry does not serve -----------------------------------------------
+
+def _foreign_image(reg: RegistryServer, repo: str) -> tuple[bytes, bytes]:
+    """A schema2 image whose base layer is foreign (with urls) and not pushed: the registry answers 404 for it,
+    as Docker Hub does for the Windows base layers it does not distribute."""
+    base = tar_gz({"Files/base.txt": b"foreign base\n"})
+    top = tar_gz({"app.txt": b"app\n"})
+    config = canonical_json({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers",
+                                        "diff_ids": [sha(gzip.decompress(base)), sha(gzip.decompress(top))]}})
+    for blob in (config, top):
+        push_blob(reg, repo, blob)
+    raw = push_manifest(reg, repo, "1", {
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": desc(DOCKER_CONFIG, config),
+        "layers": [desc(FOREIGN, base, urls=[FOREIGN_URL]), desc(DOCKER_LAYER_GZIP, top)]}, DOCKER_MANIFEST)
+    assert reg.http("HEAD", f"/v2/{repo}/blobs/{sha(base)}", repo=repo).status_code == 404
+    return raw, base
+
+
+class ForeignUrlsRegistry(RegistryServer):
+    """The reference registry refuses manifests with `urls` unless told which are allowed (then it accepts a
+    foreign layer without its blob, as Docker Hub does)."""
+
+    def _write_files(self) -> None:
+        super()._write_files()
+        with open(self.config_file, "a") as f:
+            f.write("validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n")
+
+
+@pytest.fixture
+def foreign_registry(tmp_path: Path, test_pki: Any) -> Iterator[RegistryServer]:
+    reg = ForeignUrlsRegistry(tmp_path / "registry", "plain", test_pki).start()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_docker2nix_refuses_a_foreign_layer_the_registry_does_not_serve(foreign_registry, tmp_path: Path) -> None:
+    reg = foreign_registry
+    raw, base = _foreign_image(reg, "win/app")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run("docker2nix", *registry_args(reg), "-q", "--out", str(out / "app.nix"), "win/app", "1")
+    line = one_line_error(r, "docker2nix", 7, "foreign")
+    assert sha(base) in line and FOREIGN_URL in line
+    assert snapshot(out) == []
+    (tmp_path / "m.json").write_bytes(raw)  # a manifest given on the command line is checked the same way
+    r = run("docker2nix", *registry_args(reg), "-q", "--json", "--manifest", str(tmp_path / "m.json"), "win/app", "1")
+    assert sha(base) in one_line_error(r, "docker2nix", 7, "foreign")
+
+    push_blob(reg, "win/app", base)  # once the registry serves it, the image pins as before
+    r = run("docker2nix", *registry_args(reg), "-q", "--json", "win/app", "1")
+    assert r.returncode == 0, r.stderr
+    lock = json.loads(r.stdout)
+    assert sha(base) in json.dumps(lock) and sha(raw) in json.dumps(lock)
+    r = run("docker2nix", *registry_args(reg), "-q", "--out", str(out / "app.nix"), "win/app", "1")
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(out) == ["app.nix"]
