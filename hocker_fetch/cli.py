@@ -25,12 +25,17 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> None:
-        from .manifest import parse_manifest
+        from .manifest import DOCKER_SCHEMA1, parse_manifest, schema1_error
 
         ref = image_reference(args)
         with make_client(args, ref, prog) as client:
             if args.digest and (args.index or not args.platform):
-                digest = ref.digest or client.head_manifest(ref.repository, ref.reference)[0]
+                if ref.digest:
+                    print(ref.digest)
+                    return
+                digest, content_type, _size = client.head_manifest(ref.repository, ref.reference)
+                if content_type in DOCKER_SCHEMA1:
+                    raise schema1_error(digest)  # refused here as in every other mode
                 print(digest)
                 return
             if args.index:

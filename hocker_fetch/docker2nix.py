@@ -94,10 +94,10 @@ def _platforms(args: argparse.Namespace) -> "Optional[list[Platform]]":
 
 def generate(args: argparse.Namespace) -> str:
     """Resolve the image (fetching only manifests) and render the expression or the lock file."""
-    from .client import resolve_platforms
     from .digest import sha256_digest
-    from .manifest import ImageIndex, parse_manifest
+    from .manifest import ImageIndex, check_is_image, parse_manifest
     from .nixgen import nix_system, pin_from_parts, registry_uri, render_json, render_nix
+    from .platforms import resolve_platforms
 
     ref = image_reference(args)
     wanted = _platforms(args)
@@ -129,10 +129,18 @@ def generate(args: argparse.Namespace) -> str:
         if skipped:
             notes.append(f"note: --platform all skipped what has no Nix system: {', '.join(skipped)}")
         for m, _ in manifests:
-            foreign = [d.digest for d in m.layers if d.is_foreign]
-            if foreign:
-                notes.append(f"note: {len(foreign)} non-distributable layer(s) in {m.digest}; the registry may "
-                             "not serve them")
+            # an artifact or an encrypted image would pin a file whose build makes a broken image
+            check_is_image(m, f"{ref} manifest {m.digest}" if index is not None else str(ref))
+        for m, _ in manifests:
+            # the Nix fetchers get every blob from the registry: a foreign layer it does not serve would fail
+            # the build with "blob not found", so find out now (one HEAD per foreign layer, no download)
+            for d in m.layers:
+                if d.is_foreign and not get_client().has_blob(ref.repository, d.digest):
+                    urls = ", ".join(d.urls) or "none"
+                    raise ManifestError(
+                        f"{ref} has a foreign (non-distributable) layer {d.digest} that {get_client().host} does "
+                        f"not serve (its urls: {urls}); the Nix fetchers fetch blobs only from the registry: push the "
+                        "layer to it first")
         base_url = client.base_url if client is not None else None
         pin = pin_from_parts(ref, registry_uri(ref, base_url), manifests, index, args.alt_image_name, notes)
     finally:

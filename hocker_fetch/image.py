@@ -14,7 +14,7 @@ from .archive import plan_docker_archive, plan_oci_layout, write_dir, write_tar
 from .atomic import AtomicDir, AtomicFile
 from .client import RegistryClient, Resolved
 from .errors import NotFoundError
-from .manifest import Descriptor
+from .manifest import Descriptor, ImageIndex, check_is_image
 from .progress import Progress
 from .reference import Reference
 from .sinks import BlobSink
@@ -31,6 +31,8 @@ def default_repo_tags(ref: Reference) -> list[str]:
 def write_image(client: RegistryClient, ref: Reference, resolved: Resolved, out: str, *, fmt: str = "docker-archive",
                 jobs: int = 4, repo_tags: Optional[Sequence[str]] = None, progress: Optional[Progress] = None) -> None:
     manifest = resolved.manifest
+    # an artifact or an encrypted image would make an archive docker/podman/skopeo reject: refuse it first
+    check_is_image(manifest, f"{ref} manifest {manifest.digest}" if isinstance(resolved.top, ImageIndex) else str(ref))
     config = client.get_blob_bytes(ref.repository, manifest.config)
     tags = list(repo_tags) if repo_tags else default_repo_tags(ref)
     if fmt == "docker-archive":

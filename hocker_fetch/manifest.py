@@ -29,6 +29,20 @@ FOREIGN_LAYER_TYPES = frozenset({
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 })
+# What an image is made of: anything else is an artifact stored in a registry (a Helm chart, a signature, an
+# SBOM), which docker/podman/skopeo cannot load however faithfully it is fetched.
+IMAGE_CONFIG_TYPES = frozenset({
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+})
+IMAGE_LAYER_TYPES = frozenset({
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+}) | FOREIGN_LAYER_TYPES
+ENCRYPTED_SUFFIX = "+encrypted"  # ocicrypt: application/vnd.oci.image.layer.v1.tar+gzip+encrypted
 _PLATFORM_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the OCI spec's recommended limit
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
@@ -146,6 +160,27 @@ class ImageManifest(_Document):
     layers: tuple[Descriptor, ...]
     raw: bytes
     digest: str
+    artifact_type: str | None = None
+
+    def unusable_as_image(self) -> str | None:
+        """Why this registry object cannot be loaded as a container image (None: it can).
+
+        hocker-manifest/-config/-layer fetch such objects exactly; only the tools that build an image
+        (hocker-image, docker2nix) refuse them, before writing anything.
+        """
+        encrypted = sorted({d.media_type for d in self.layers if d.media_type.endswith(ENCRYPTED_SUFFIX)})
+        if encrypted:
+            return (f"has encrypted layers ({', '.join(encrypted)}): decrypt it first "
+                    "(skopeo copy --decryption-key), then fetch the decrypted image")
+        if self.artifact_type is not None:
+            return (f"is an OCI artifact of type {self.artifact_type} (config type {self.config.media_type}), "
+                    "not a container image")
+        if self.config.media_type not in IMAGE_CONFIG_TYPES:
+            return f"is an OCI artifact (config type {self.config.media_type}), not a container image"
+        unknown = sorted({d.media_type for d in self.layers if d.media_type not in IMAGE_LAYER_TYPES})
+        if unknown:
+            return f"is an OCI artifact (layer type {', '.join(unknown)}), not a container image"
+        return None
 
 
 @dataclass(frozen=True)
@@ -216,6 +251,13 @@ def _descriptor(obj: Any, where: str, *, with_platform: bool = False) -> Descrip
     return desc
 
 
+def schema1_error(digest: str) -> ManifestError:
+    """The one refusal of docker schema1, whether seen in a manifest's bytes or in a HEAD's content type."""
+    return ManifestError(
+        f"manifest {digest} is docker schema1 (deprecated, unsigned-digest format); it is not supported: "
+        "push the image again with a current docker/skopeo to get schema2 or OCI")
+
+
 def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> Parsed:
     """Parse manifest bytes (already verified against `digest`) into a manifest or an index.
 
@@ -230,9 +272,7 @@ def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> 
     media_type = doc.get("mediaType") or (content_type or "").split(";")[0].strip()
     version = doc.get("schemaVersion")
     if version == 1 or media_type in DOCKER_SCHEMA1:
-        raise ManifestError(
-            f"manifest {digest} is docker schema1 (deprecated, unsigned-digest format); it is not supported: "
-            "push the image again with a current docker/skopeo to get schema2 or OCI")
+        raise schema1_error(digest)
     if version != 2:
         raise ManifestError(f"manifest {digest} has unsupported schemaVersion {version!r}")
     if media_type not in INDEX_TYPES + MANIFEST_TYPES:
@@ -259,7 +299,18 @@ def parse_manifest(raw: bytes, digest: str, content_type: str | None = None) -> 
     if not isinstance(layers_doc, list):
         raise ManifestError(f"manifest {digest} has no layers list")
     layers = tuple(_descriptor(layer, f"manifest {digest} layer {i}") for i, layer in enumerate(layers_doc))
-    return ImageManifest(media_type, config, layers, raw, digest)
+    artifact_type = doc.get("artifactType")
+    if artifact_type is not None and (not isinstance(artifact_type, str) or not artifact_type):
+        raise ManifestError(f"manifest {digest} has a malformed artifactType")
+    return ImageManifest(media_type, config, layers, raw, digest, artifact_type)
+
+
+def check_is_image(manifest: ImageManifest, name: str) -> ImageManifest:
+    """`manifest` if it can be loaded as a container image; else ManifestError naming what it is instead."""
+    why = manifest.unusable_as_image()
+    if why is not None:
+        raise ManifestError(f"{name} {why}")
+    return manifest
 
 
 def platform_matches(have: Platform, wanted: Platform) -> bool:

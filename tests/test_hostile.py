@@ -273,8 +273,10 @@ def _cases() -> list[Case]:
                                             urls=["https://example.invalid/layer.tar.gz"]),
                                        desc(OCI_LAYER, LAYER)]))),
              code=4, message=r"sha256:f{64}.*foreign",
-             expect={"manifest": (0, ""), "manifest-out": (0, ""), "config": (0, ""), "docker2nix": (0, ""),
-                     "docker2nix-file": (0, "")}),
+             # docker2nix asks the registry (HEAD) and refuses up front, instead of a file whose build fails
+             expect={"manifest": (0, ""), "manifest-out": (0, ""), "config": (0, ""),
+                     "docker2nix": (7, r"foreign.*sha256:f{64}.*example\.invalid/layer\.tar\.gz"),
+                     "docker2nix-file": (7, r"foreign.*sha256:f{64}.*example\.invalid/layer\.tar\.gz")}),
         Case("index-only-attestations",
              Answer(j(index([platform_entry(GOOD, "unknown", "unknown",
                                             annotations={"vnd.docker.reference.type": "attestation-manifest",
