@@ -74,12 +74,15 @@ def layer_main(argv: Optional[Sequence[str]] = None) -> int:
                 tag_help="ignored (hocker compatibility: Nix passes a tag)")
     p.add_argument("--layer", required=True, metavar="DIGEST", help="sha256:HEX or bare HEX")
     p.add_argument("--size", type=int, metavar="BYTES", help="expected size, checked as well (optional)")
+    p.add_argument("--foreign", action="store_true",
+                   help="the blob is a foreign (non-distributable) layer: say so if the registry does not serve it")
     add_out_option(p, required=True)
     args = p.parse_args(argv)
 
     def body() -> None:
         from .atomic import AtomicFile
         from .digest import parse_digest
+        from .errors import NotFoundError, foreign_not_served
         from .progress import Progress
         from .sinks import FileSink
 
@@ -87,7 +90,10 @@ def layer_main(argv: Optional[Sequence[str]] = None) -> int:
         ref = image_reference(args)
         with make_client(args, ref, prog) as client, AtomicFile(args.out) as f:
             progress = Progress(prog, args.size, 1, enabled=not args.quiet and sys.stderr.isatty())
-            client.fetch_blob(ref.repository, digest, args.size, FileSink(f.file), progress=progress.add)
+            try:
+                client.fetch_blob(ref.repository, digest, args.size, FileSink(f.file), progress=progress.add)
+            except NotFoundError as exc:
+                raise foreign_not_served(exc) if args.foreign else exc from None
             progress.item_done()
             progress.close()
             f.commit()

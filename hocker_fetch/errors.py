@@ -41,6 +41,12 @@ class VerificationError(HockerError):
     exit_code = 5
 
 
+def foreign_not_served(exc: NotFoundError) -> NotFoundError:
+    """The not-found error of a foreign (non-distributable) layer: its bytes live at its `urls`, not here."""
+    return NotFoundError(f"{exc}: it is a foreign (non-distributable) layer the registry does not serve; "
+                         "fetch it from its URLs yourself")
+
+
 class RegistryError(HockerError):
     """The server or the network failed, after retries."""
 

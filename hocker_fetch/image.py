@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Sequence
 from .archive import plan_docker_archive, plan_oci_layout, write_dir, write_tar
 from .atomic import AtomicDir, AtomicFile
 from .client import RegistryClient, Resolved
-from .errors import NotFoundError
+from .errors import NotFoundError, foreign_not_served
 from .manifest import Descriptor, ImageIndex, check_is_image
 from .progress import Progress
 from .reference import Reference
@@ -65,8 +65,7 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobS
                               progress=progress.add if progress else None)
         except NotFoundError as exc:
             if digest in foreign:
-                raise NotFoundError(f"{exc}: it is a foreign (non-distributable) layer the registry does not "
-                                    "serve; fetch it from its URLs yourself") from None
+                raise foreign_not_served(exc) from None
             raise
         sink.verify_complete()
         if progress:

@@ -209,7 +209,8 @@ def render_nix(pin: ImagePin, hash_format: str = "base32") -> str:
         "image_digest": p.manifest.digest,
         "config_digest": p.config.digest,
         "config_hash": nix_hash(p.config.digest, hash_format),
-        "layers": [{"hex": b.hex, "hash": nix_hash(b.digest, hash_format)} for b in p.layers],
+        "layers": [{"hex": b.hex, "hash": nix_hash(b.digest, hash_format), "foreign": b.is_foreign}
+                   for b in p.layers],
     } for p in pin.pins]
     return _environment().get_template(template).render(
         version=__version__,

@@ -210,6 +210,8 @@ let
     , hash ? null
     , tag ? "unused"
     , name ? null
+      # a foreign (non-distributable) layer: the builder's not-found message then says so
+    , foreign ? false
     , ...
     }:
     let hex = checkHex "layerDigest" (stripDigest layerDigest);
@@ -218,7 +220,8 @@ let
       # for nixpkgs' fetchDockerLayer.
       name = if name != null then name else "docker-layer-${hex}.tar.gz";
       tool = "hocker-layer";
-      toolArgs = [ "--registry" registry "--layer" "sha256:${hex}" (repoPath repository imageName) tag ];
+      toolArgs = [ "--registry" registry "--layer" "sha256:${hex}" ] ++ (if foreign then [ "--foreign" ] else [ ])
+        ++ [ (repoPath repository imageName) tag ];
       inherit sha256 hash;
       default = hex;
     } // { layerDigest = "sha256:${hex}"; };

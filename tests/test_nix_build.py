@@ -785,3 +785,15 @@ def test_a_consumer_flake_builds_public_and_private_images_in_pure_evaluation(
     drvs = nix.run("nix", "path-info", "--derivation", "-r", f"{flake}#private").stdout.split()
     assert drvs and all(reg.password not in Path(d).read_text() for d in drvs if d.endswith(".drv"))
     assert reg.password not in (consumer / "flake.lock").read_text()
+
+
+def test_foreign_layers_ask_the_builder_to_say_so(nix: Nix) -> None:
+    """Issue 10, item 7: fetchDockerLayer { foreign = true; } runs hocker-layer --foreign, whose not-found message
+    names the layer foreign (tests/test_shapes.py); other layers' derivations are unchanged."""
+    fetchers = f'(import {NIX_DIR}/default.nix {{ hocker = "{VENV}"; system = "x86_64-linux"; }})'
+    layer = f'imageName = "x"; layerDigest = "{"1" * 64}";'
+    args = json.loads(nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr",
+                              f"[ ({fetchers}.fetchDockerLayer {{ {layer} foreign = true; }}).drvAttrs.args "
+                              f"({fetchers}.fetchDockerLayer {{ {layer} }}).drvAttrs.args ]").stdout)
+    assert "--foreign" in args[0] and "--foreign" not in args[1]
+    assert [a for a in args[0] if a != "--foreign"] == args[1]

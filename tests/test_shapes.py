@@ -380,6 +380,13 @@ def test_docker2nix_refuses_a_foreign_layer_the_registry_does_not_serve(foreign_
     r = run("docker2nix", *registry_args(reg), "-q", "--json", "--manifest", str(tmp_path / "m.json"), "win/app", "1")
     assert sha(base) in one_line_error(r, "docker2nix", 7, "foreign")
 
+    # the builder of a file pinned earlier (the Nix fetchers pass --foreign for foreign layers) says why
+    args = [*registry_args(reg), "-q", "--layer", sha(base), "--out", str(out / "layer"), "win/app"]
+    line = one_line_error(run("hocker-layer", "--foreign", *args), "hocker-layer", 4, "not found")
+    assert "foreign (non-distributable)" in line
+    assert "foreign" not in one_line_error(run("hocker-layer", *args), "hocker-layer", 4, "not found")
+    assert snapshot(out) == []
+
     push_blob(reg, "win/app", base)  # once the registry serves it, the image pins as before
     r = run("docker2nix", *registry_args(reg), "-q", "--json", "win/app", "1")
     assert r.returncode == 0, r.stderr
@@ -388,3 +395,4 @@ def test_docker2nix_refuses_a_foreign_layer_the_registry_does_not_serve(foreign_
     r = run("docker2nix", *registry_args(reg), "-q", "--out", str(out / "app.nix"), "win/app", "1")
     assert r.returncode == 0, r.stderr
     assert os.listdir(out) == ["app.nix"]
+    assert (out / "app.nix").read_text().count("foreign = true;") == 1  # the base layer only
