@@ -1,9 +1,21 @@
-"""A stdlib HTTP server on a thread of its own, started and stopped by the test that owns it."""
+"""A stdlib HTTP server on a thread of its own, and a child process, each stopped by the test that owns it."""
 from __future__ import annotations
 
+import subprocess
 import threading
 from http.server import HTTPServer
 from typing import Optional
+
+
+def stop_process(proc: "subprocess.Popen[bytes]", timeout: float) -> None:
+    """End a server process through our own handle: terminate, then kill if it lingers past `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
 
 
 class BackgroundServer:

@@ -33,6 +33,7 @@ from typing import IO, Iterable, Optional
 
 import pytest
 
+from .background import stop_process
 from .nixenv import NIX_DIR, VENV
 
 BUILD_GROUP = "nixbld"
@@ -186,13 +187,7 @@ in import file {{ inherit (fetchers) fetchDockerConfig fetchDockerLayer fetchdoc
     def stop(self, timeout: float = 15) -> None:
         """Terminate our own process handle (the daemon ends its connection workers), kill on timeout."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=timeout)
+            stop_process(self.proc, timeout)
             self.proc = None
         if self._log is not None:
             self._log.close()

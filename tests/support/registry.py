@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import requests
 
+from .background import stop_process
 from .pki import Pki
 from .tokenserver import TokenServer
 
@@ -181,13 +182,8 @@ class RegistryServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate our own process handle, kill it if it lingers; then stop the token server."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
         self.proc = None
         self._close_log()
         if self.token_server is not None:
