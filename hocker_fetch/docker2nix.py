@@ -128,19 +128,18 @@ def generate(args: argparse.Namespace) -> str:
             accept=lambda p: nix_system(p) is not None, skipped=skipped)  # `all`: what Nix can build for
         if skipped:
             notes.append(f"note: --platform all skipped what has no Nix system: {', '.join(skipped)}")
+        # an artifact or an encrypted image would pin a file whose build makes a broken image
         for m, _ in manifests:
-            # an artifact or an encrypted image would pin a file whose build makes a broken image
             check_is_image(m, f"{ref} manifest {m.digest}" if index is not None else str(ref))
-        for m, _ in manifests:
-            # the Nix fetchers get every blob from the registry: a foreign layer it does not serve would fail
-            # the build with "blob not found", so find out now (one HEAD per foreign layer, no download)
-            for d in m.layers:
-                if d.is_foreign and not get_client().has_blob(ref.repository, d.digest):
-                    urls = ", ".join(d.urls) or "none"
-                    raise ManifestError(
-                        f"{ref} has a foreign (non-distributable) layer {d.digest} that {get_client().host} does "
-                        f"not serve (its urls: {urls}); the Nix fetchers fetch blobs only from the registry: push the "
-                        "layer to it first")
+        # the Nix fetchers get every blob from the registry: a foreign layer it does not serve would fail the
+        # build with "blob not found", so find out now (one HEAD per foreign layer, no download)
+        for d in (d for m, _ in manifests for d in m.layers if d.is_foreign):
+            registry = get_client()
+            if not registry.has_blob(ref.repository, d.digest):
+                raise ManifestError(
+                    f"{ref} has a foreign (non-distributable) layer {d.digest} that {registry.host} does not "
+                    f"serve (its urls: {', '.join(d.urls) or 'none'}); the Nix fetchers fetch blobs only from the "
+                    "registry: push the layer to it first")
         base_url = client.base_url if client is not None else None
         pin = pin_from_parts(ref, registry_uri(ref, base_url), manifests, index, args.alt_image_name, notes)
     finally:
