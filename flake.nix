@@ -21,6 +21,9 @@
         mkFetchers = { hocker, system ? null, ... }@args: import ./nix/default.nix args;
         # The fetchers of the flake's own package for a system (needs nixpkgs).
         fetchersFor = system: { inherit (pkgsFor system) fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker; };
+        # A hocker-lock file's images for a system (needs nixpkgs): lib.importDockerLock "x86_64-linux" ./images.lock.json
+        # (without nixpkgs: (lib.mkFetchers { ... }).importDockerLock, for mkFetchers' `system`).
+        importDockerLock = system: (pkgsFor system).importDockerLock;
       };
 
       packages = forAllSystems (system:
@@ -60,6 +63,25 @@
             };
             imageLayers = [ (fetchers.fetchDockerLayer { inherit registry repository imageName; layerDigest = digest "3"; }) ];
           };
+          # the same image as a hocker-lock file entry, for every system the checks run on (the file's data: pure
+          # evaluation may not read a file written by builtins.toFile)
+          lock = {
+            version = 1;
+            images.check = {
+              host = "registry.example";
+              registry = "https://registry.example/v2/";
+              repository = "library/check";
+              tag = "1";
+              platforms = "all";
+              index = null;
+              systems = lib.genAttrs systems (s: {
+                platform = null;
+                manifest = { digest = digest "1"; };
+                config = { digest = digest "2"; };
+                layers = [ { digest = digest "3"; mediaType = "application/vnd.oci.image.layer.v1.tar+gzip"; } ];
+              });
+            };
+          };
           drvs = image: map (d: builtins.unsafeDiscardStringContext d.drvPath)
             ([ image image.imageConfig image.dockerArchive image.ociLayout image.stream ] ++ image.imageLayers);
           # as nixos-rebuild does: failed assertions are an error listing them
@@ -85,9 +107,11 @@
         in
         {
           hocker = self.packages.${system}.default;
-          # every derivation of a pinned image, through the overlay and through lib.mkFetchers
+          # every derivation of a pinned image, through the overlay and through lib.mkFetchers, and of the same
+          # image as a lock file entry (pkgs.importDockerLock)
           fetchers = pkgs.runCommand "hocker-fetchers-eval"
-            { drvs = builtins.toJSON (drvs (pinned pkgs) ++ drvs (pinned (self.lib.mkFetchers { hocker = self.packages.${system}.default; inherit system; }))); }
+            { drvs = builtins.toJSON (drvs (pinned pkgs) ++ drvs (pinned (self.lib.mkFetchers { hocker = self.packages.${system}.default; inherit system; }))
+                ++ drvs (pkgs.importDockerLock lock).check); }
             ''printf '%s\n' "$drvs" > "$out"'';
         } // lib.optionalAttrs (lib.hasSuffix "-linux" system) {
           # the module in a NixOS system: assertions hold, the engine is enabled, the unit's script parses, and

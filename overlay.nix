@@ -2,6 +2,7 @@
 #
 #   pkgs = import <nixpkgs> { overlays = [ (import ./overlay.nix) ]; };
 #   image = pkgs.callPackage ./debian.nix { };      # a file written by docker2nix
+#   images = pkgs.importDockerLock ./images.lock.json; # a file written by hocker-lock: images.<name>
 final: prev:
 let
   # The fetchers run on the machine doing the build.
@@ -27,4 +28,6 @@ in
   fetchDockerLayer = final.lib.makeOverridable fetchers.fetchDockerLayer;
   fetchDockerManifest = final.lib.makeOverridable fetchers.fetchDockerManifest;
   fetchdocker = final.lib.makeOverridable fetchers.fetchdocker;
+  # importDockerLock ./images.lock.json: { <entry> = fetchdocker result; } for the images' (host) platform
+  importDockerLock = fetchers.importDockerLockFor final.stdenv.hostPlatform.system;
 }

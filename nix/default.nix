@@ -7,6 +7,7 @@
 #   fetchdocker         $out/compositeImage.sh (streams a `docker load` archive; hocker-compatible), with
 #                       .dockerArchive (a docker-archive file, e.g. for virtualisation.oci-containers imageFile)
 #                       and .ociLayout (an OCI image layout directory) as extra attributes.
+#   importDockerLock    a hocker-lock file (images.lock.json) -> one fetchdocker result per entry
 #
 # All hashes default to the registry digests, so `sha256`/`hash` may be omitted; docker2nix writes them anyway
 # (hocker's format). Secrets never enter the store or a .drv: they reach the fixed-output builders through the
@@ -375,7 +376,67 @@ let
         allowSubstitutes = false;
       };
     };
+
+  # -- importDockerLock: a hocker-lock file -> { <entry> = fetchdocker result; } -------------------------------
+  # Read at evaluation time (builtins.fromJSON, no import-from-derivation); every blob is fetched by its digest
+  # with the digest as its hash, so the store paths are those of a docker2nix file for the same image. The
+  # platform is that of `hostSystem` (the system the images are for); a Mac takes the Linux image of its CPU.
+  # `lockFile` may also be the file's data, already parsed (an attribute set: filtered, merged, or inline).
+  lockFileVersion = 1;
+  importDockerLockFor = hostSystem: lockFile:
+    let
+      parsed = builtins.isAttrs lockFile && !(lockFile ? outPath);
+      source = if parsed then "the lock data" else toString lockFile;
+      fail = msg: throw "hocker-fetch: ${source}: ${msg}";
+      lock = if parsed then lockFile else builtins.fromJSON (builtins.readFile lockFile);
+      version = lock.version or null;
+      linuxSystem = builtins.replaceStrings [ "-darwin" ] [ "-linux" ] hostSystem;
+      foreignType = t: builtins.match ".*(foreign|nondistributable).*" t != null;
+      entryFor = name: entry:
+        let
+          field = attrs: key: attrs.${key} or (fail "entry '${name}' has no `${key}`: run `hocker-lock add` again");
+          path = field entry "repository";
+          parts = builtins.match "(.*)/([^/]+)" path;
+          repository = if parts == null then "" else builtins.elemAt parts 0;
+          imageName = if parts == null then path else builtins.elemAt parts 1;
+          registry = field entry "registry";
+          tag = field entry "tag";
+          systems = field entry "systems";
+          pinned = systems.${hostSystem} or (systems.${linuxSystem} or (fail
+            ("entry '${name}' is locked for ${builtins.concatStringsSep ", " (builtins.attrNames systems)} only, "
+              + "not for ${hostSystem}; run `hocker-lock add --platform OS/ARCH ...` for it")));
+          imageDigest = (field pinned "manifest").digest;
+          index = entry.index or null;
+        in
+        if builtins.match "[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*" name == null
+        then fail "entry name '${name}' is not usable as a Nix store name (letters, digits, + - . _ ? =)"
+        else fetchdocker {
+          inherit name registry repository imageName tag imageDigest;
+          indexDigest = if index == null then null else index.digest;
+          platform = pinned.platform or null;
+          imageConfig = fetchDockerConfig {
+            inherit registry repository imageName tag imageDigest;
+            configDigest = (field pinned "config").digest;
+          };
+          imageLayers = map (l: fetchDockerLayer {
+            inherit registry repository imageName;
+            layerDigest = l.digest;
+            foreign = foreignType (l.mediaType or "");
+          }) (field pinned "layers");
+        };
+    in
+    if !(builtins.isAttrs lock) then fail "not a hocker-lock file (no JSON object)"
+    else if lock ? lockVersion then fail "a docker2nix --json file, not a hocker-lock file (use `hocker-lock add`)"
+    else if !(builtins.isInt version) then fail "not a hocker-lock file (no integer `version`)"
+    else if version > lockFileVersion then fail
+      "lock file version ${toString version}, this hocker-fetch reads version ${toString lockFileVersion} only: upgrade hocker-fetch"
+    else if version < 1 then fail "unknown lock file version ${toString version}"
+    else builtins.mapAttrs entryFor (lock.images or { });
+  # Without nixpkgs the images are for `system` (else the package's, else the current system), as the builders.
+  importDockerLock = importDockerLockFor buildSystem;
 in
 {
   inherit fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker familiarName hockerName sha256ToHex;
+  # importDockerLock ./images.lock.json (images for `system`); importDockerLockFor SYSTEM ./images.lock.json
+  inherit importDockerLock importDockerLockFor;
 }

@@ -387,7 +387,8 @@ in final
         return Path(nix.run("nix-store", "--realise", drv).stdout.strip())
 
     drvs = json.loads(build("fetchers").read_text())
-    assert len(drvs) == 12  # image, config, archive, layout, stream, one layer; twice
+    assert len(drvs) == 18  # image, config, archive, layout, stream, one layer; twice, and from a lock file
+    assert drvs[12:] == drvs[:6]  # the lock's entry is the very same derivations as the hand-written call
     assert all(d.endswith(".drv") and Path(d).exists() for d in drvs)
     assert any(d.endswith("-check-stream.drv") for d in drvs)
     assert any(d.endswith(f"-docker-layer-{'3' * 64}.tar.gz.drv") for d in drvs)

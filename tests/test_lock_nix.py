@@ -1,0 +1,286 @@
+"""importDockerLock: a hocker-lock file read by Nix, built for real by Nix 2.8 against the real registry.
+
+Two halves. The first needs no `hocker-lock`: lock files are written here from `docker2nix --json` (the same
+registry facts, in the lock format), which also gives the docker2nix files to compare store paths with. The
+second is the issue's scenario end to end with the `hocker-lock` CLI: add images, build and load them, move a
+tag, `check`, `update` (its git diff), rebuild.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from support import nixenv
+from support.nixenv import (
+    BIN,
+    NIX_DIR,
+    REPO,
+    VENV,
+    Nix,
+    base_env,
+    docker2nix,
+    skopeo_config_digest,
+    stream_image,
+)
+
+nix = nixenv.nix  # the module-scoped fixtures: one throw-away store for this module
+gen_dir = nixenv.gen_dir
+
+FETCHERS = f'(import {NIX_DIR}/default.nix {{ hocker = {json.dumps(str(VENV))}; }})'
+MULTI = ("--platform", "linux/amd64", "--platform", "linux/arm64/v8")
+
+
+def write_lock(path: Path, images: dict[str, Any], version: int = 1) -> Path:
+    """The file as hocker-lock writes it: sorted keys, two-space indent, a final newline."""
+    path.write_text(json.dumps({"images": images, "version": version}, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def entry_from_docker2nix(data: dict[str, Any], system: str = "x86_64-linux") -> dict[str, Any]:
+    """A lock entry from `docker2nix --json` output (a single-arch pin without a platform goes under `system`)."""
+    def desc(blob: dict[str, Any]) -> dict[str, Any]:
+        return {"digest": blob["digest"], "mediaType": blob["mediaType"], "size": blob["size"]}
+
+    systems = {}
+    for p in data["platforms"]:
+        systems[p["system"] or system] = {
+            "platform": p["platform"],  # docker2nix leaves a single-arch image's unknown (null)
+            "manifest": desc(p["manifest"]),
+            "config": desc(p["config"]),
+            "layers": [desc(layer) for layer in p["layers"]],
+            "created": None,
+            "version": None,
+        }
+    return {
+        "host": data["host"],
+        "registry": data["registry"],
+        "repository": data["repositoryPath"],
+        "tag": data["tag"],
+        "platforms": sorted(s["platform"] or "linux/amd64" for s in systems.values()),
+        "index": data["index"],
+        "systems": systems,
+    }
+
+
+def docker2nix_json(reg, image: str, *args: str, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    repo, _, tag = image.rpartition(":")
+    proc = subprocess.run([str(BIN / "docker2nix"), "--json", "--registry", reg.url, *args, repo, tag],
+                          capture_output=True, text=True, env=base_env(**(env or {})), timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def lock_expr(lock: Path, system: Optional[str] = None) -> str:
+    """The lock's attribute set without nixpkgs: importDockerLock (fetchers' system), or importDockerLockFor."""
+    if system is None:
+        return f"({FETCHERS}.importDockerLock {lock})"
+    return f'({FETCHERS}.importDockerLockFor "{system}" {lock})'
+
+
+def eval_json(nix: Nix, expr: str) -> Any:
+    return json.loads(nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr", expr).stdout)
+
+
+def eval_error(nix: Nix, expr: str) -> str:
+    proc = nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr", expr, check=False)
+    assert proc.returncode != 0, f"evaluated, expected an error: {proc.stdout[:2000]}"
+    return proc.stderr
+
+
+def build_expr(nix: Nix, expr: str, env: Optional[dict[str, str]] = None) -> str:
+    [out] = nix.run("nix-build", "--no-out-link", "--expr", expr, env=env).stdout.split()
+    return out
+
+
+# what a store-path comparison covers: the image and every derivation it is made of (the OCI layout's path
+# depends on the pinned manifest's)
+PATHS = ("{ out = i.outPath; config = i.imageConfig.outPath; layers = map (l: l.outPath) i.imageLayers; "
+         "archive = i.dockerArchive.outPath; "
+         "layout = i.ociLayout.outPath; stream = i.stream.outPath; "
+         "inherit (i) image imageDigest indexDigest platform configDigest; }")
+
+
+@pytest.fixture(scope="module")
+def fleet(plain_registry, gen_dir: Path) -> dict[str, Any]:
+    """A lock with three entries (single-arch, multi-arch for two systems, nested path) and the docker2nix
+    files of the same images."""
+    reg = plain_registry
+    images = {
+        "hello": entry_from_docker2nix(docker2nix_json(reg, "library/hello:oci")),
+        "multi": entry_from_docker2nix(docker2nix_json(reg, "library/multi:oci", *MULTI)),
+        "c": entry_from_docker2nix(docker2nix_json(reg, "a/b/c:nested")),
+    }
+    files = {
+        "hello": docker2nix(reg, "library/hello:oci", gen_dir / "lock-hello.nix"),
+        "multi": docker2nix(reg, "library/multi:oci", gen_dir / "lock-multi.nix", *MULTI),
+        "c": docker2nix(reg, "a/b/c:nested", gen_dir / "lock-c.nix"),
+    }
+    return {"lock": write_lock(gen_dir / "images.lock.json", images), "images": images, "files": files}
+
+
+# -- Nix only: hand-made lock files ----------------------------------------------------------------------------
+
+
+def test_one_attribute_per_entry_with_docker2nix_store_paths(nix: Nix, fleet: dict[str, Any]) -> None:
+    """Every derivation of every entry (blobs, manifest, image, archive, layout, stream) has the store path the
+    docker2nix file for the same image gives: the layers are shared, and a lock built first makes the docker2nix
+    build a no-op (and the other way round)."""
+    lock = fleet["lock"]
+    assert eval_json(nix, f"builtins.attrNames {lock_expr(lock)}") == ["c", "hello", "multi"]
+    for system in ("x86_64-linux", "aarch64-linux"):
+        for name, file in fleet["files"].items():
+            if name != "multi" and system != "x86_64-linux":
+                continue
+            ours = eval_json(nix, f"let i = {lock_expr(lock, system)}.{name}; in {PATHS}")
+            theirs = eval_json(nix, f'let i = import {nix.build_nix} {{ file = {file}; system = "{system}"; }}; '
+                                    f"in {PATHS}")
+            assert ours == theirs, (name, system)
+            assert ours["imageDigest"] is not None and len(ours["layers"]) >= 1
+    multi = fleet["images"]["multi"]
+    arm = eval_json(nix, f"let i = {lock_expr(lock, 'aarch64-linux')}.multi; "
+                         "in [ i.platform i.imageDigest i.indexDigest ]")
+    assert arm == ["linux/arm64/v8", multi["systems"]["aarch64-linux"]["manifest"]["digest"], multi["index"]["digest"]]
+    # a Mac takes the Linux image of its own CPU, as docker2nix's multi-platform files do
+    assert eval_json(nix, f"{lock_expr(lock, 'aarch64-darwin')}.multi.platform") == "linux/arm64/v8"
+    assert eval_json(nix, f"{lock_expr(lock, 'x86_64-darwin')}.hello.imageDigest") == \
+        fleet["images"]["hello"]["systems"]["x86_64-linux"]["manifest"]["digest"]
+
+
+def test_builds_and_loads_as_the_locked_image(nix: Nix, fleet: dict[str, Any], plain_registry,
+                                              tmp_path: Path) -> None:
+    """The entry built from the lock streams an archive whose config is the locked one (the image ID), under
+    the familiar name of the registry's image; the nested path keeps its repository."""
+    from test_nix_build import podman_load
+
+    lock = fleet["lock"]
+    reg = plain_registry
+    for name, ref in (("hello", "library/hello:oci"), ("c", "a/b/c:nested")):
+        info = reg.images[ref].single
+        result = build_expr(nix, f"{lock_expr(lock)}.{name}")
+        assert result.endswith(f"-{name}")
+        archive = stream_image(result, tmp_path / f"{name}.tar")
+        assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest
+        loaded = podman_load(archive, tmp_path / f"podman-{name}")
+        assert f"{info.config_digest[7:]} {reg.host}/{ref}" in loaded
+    # the docker2nix file's image is the very same store path: already built
+    [theirs] = nix.build_paths(fleet["files"]["hello"])
+    assert theirs == build_expr(nix, f"{lock_expr(lock)}.hello")
+
+
+def test_a_system_the_entry_does_not_cover_names_the_ones_it_does(nix: Nix, fleet: dict[str, Any]) -> None:
+    lock = fleet["lock"]
+    err = eval_error(nix, f"{lock_expr(lock, 'riscv64-linux')}.multi.outPath")
+    assert f"hocker-fetch: {lock}: entry 'multi' is locked for aarch64-linux, x86_64-linux only, not for " \
+           "riscv64-linux; run `hocker-lock add --platform OS/ARCH ...` for it" in err, err
+    err = eval_error(nix, f"{lock_expr(lock, 'aarch64-linux')}.hello.outPath")
+    assert "entry 'hello' is locked for x86_64-linux only, not for aarch64-linux" in err, err
+    # lazily: the other entries still evaluate for that system
+    assert eval_json(nix, f"{lock_expr(lock, 'aarch64-linux')}.multi.platform") == "linux/arm64/v8"
+
+
+def test_lock_file_versions_and_shapes(nix: Nix, fleet: dict[str, Any], plain_registry, tmp_path: Path) -> None:
+    """A newer lock version asks for a newer hocker-fetch; a docker2nix --json file or something without a
+    version is refused naming the file; an entry name Nix cannot use as a store name is named."""
+    hello = fleet["images"]["hello"]
+    newer = write_lock(tmp_path / "newer.json", {"hello": hello}, version=2)
+    err = eval_error(nix, f"{lock_expr(newer)}.hello.outPath")
+    assert f"hocker-fetch: {newer}: lock file version 2, this hocker-fetch reads version 1 only: upgrade " \
+           "hocker-fetch" in err, err
+    d2n = tmp_path / "docker2nix.json"
+    d2n.write_text(json.dumps(docker2nix_json(plain_registry, "library/hello:oci")))
+    assert "a docker2nix --json file, not a hocker-lock file" in eval_error(nix, f"{lock_expr(d2n)}")
+    bare = tmp_path / "bare.json"
+    bare.write_text('{"images": {}}\n')
+    assert f"{bare}: not a hocker-lock file (no integer `version`)" in eval_error(nix, lock_expr(bare))
+    # the data instead of the file (filtered, merged or inline): the same derivations
+    data = f"(builtins.fromJSON (builtins.readFile {fleet['lock']}))"
+    assert eval_json(nix, f"let i = {lock_expr(fleet['lock'])}.hello; in {PATHS}") == \
+        eval_json(nix, f"let i = ({FETCHERS}.importDockerLock {data}).hello; in {PATHS}")
+    newer_data = f"{data} // {{ version = 3; }}"
+    assert "hocker-fetch: the lock data: lock file version 3" in \
+        eval_error(nix, f"({FETCHERS}.importDockerLock ({newer_data})).hello.outPath")
+    empty = write_lock(tmp_path / "empty.json", {})
+    assert eval_json(nix, lock_expr(empty)) == {}
+    odd = write_lock(tmp_path / "odd.json", {"my image": hello})
+    assert "entry name 'my image' is not usable as a Nix store name" in \
+        eval_error(nix, f'{lock_expr(odd)}."my image".outPath')
+    broken = json.loads(json.dumps(hello))
+    del broken["systems"]["x86_64-linux"]["config"]
+    partial = write_lock(tmp_path / "partial.json", {"hello": broken})
+    assert "entry 'hello' has no `config`: run `hocker-lock add` again" in \
+        eval_error(nix, f"{lock_expr(partial, 'x86_64-linux')}.hello.outPath")
+
+
+def test_foreign_layers_are_marked(nix: Nix, fleet: dict[str, Any], tmp_path: Path) -> None:
+    """A layer whose media type is foreign/non-distributable gets fetchDockerLayer's `foreign = true` (its
+    builder then says so when the registry does not serve it); the others do not."""
+    entry = json.loads(json.dumps(fleet["images"]["hello"]))
+    layers = entry["systems"]["x86_64-linux"]["layers"]
+    layers[0]["mediaType"] = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+    layers[1]["mediaType"] = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+    lock = write_lock(tmp_path / "foreign.json", {"hello": entry})
+    plain = fleet["lock"]
+    args = "map (l: builtins.elem \"--foreign\" l.drvAttrs.args) i.imageLayers"
+    assert eval_json(nix, f"let i = {lock_expr(lock)}.hello; in {args}") == [True, True]
+    assert eval_json(nix, f"let i = {lock_expr(plain)}.hello; in {args}") == [False, False]
+
+
+def test_overlay_follows_the_host_platform_and_flake_lib(nix: Nix, fleet: dict[str, Any], tmp_path: Path) -> None:
+    """pkgs.importDockerLock takes stdenv.hostPlatform.system: a cross package set for aarch64 gets the arm64
+    image (built by the build platform's fetchers); the flake's lib.importDockerLock SYSTEM is the overlay's."""
+    from test_nix_build import fake_nixpkgs_package, stub_nixpkgs
+
+    lock = fleet["lock"]
+    fake = fake_nixpkgs_package(tmp_path / "pkgs", None)
+    stub = stub_nixpkgs(tmp_path / "nixpkgs-stub", fake)
+
+    def pkgs(args: str) -> str:
+        return f"(import {stub} {{ overlays = [ (import {REPO}/overlay.nix) ]; {args} }})"
+
+    native_set = pkgs('system = "x86_64-linux";')
+    native = eval_json(nix, f"let i = {native_set}.importDockerLock {lock}; "
+                            "in [ i.multi.platform i.multi.system (builtins.length i.hello.imageLayers) ]")
+    assert native == ["linux/amd64", "x86_64-linux", 2]
+    cross_set = pkgs('system = "x86_64-linux"; crossSystem = { system = "aarch64-linux"; };')
+    cross = eval_json(nix, f"let i = {cross_set}.importDockerLock {lock}; in [ i.multi.platform i.multi.system ]")
+    assert cross == ["linux/arm64/v8", "x86_64-linux"]
+
+    src = tmp_path / "flake"
+    src.mkdir()
+    for name in ("flake.nix", "overlay.nix"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(NIX_DIR, src / "nix")
+    common = ["--override-input", "nixpkgs", f"path:{stub}", "--no-write-lock-file", "--impure"]
+    # (--impure: pure flake evaluation may not read a file outside the flake)
+    out = nix.run("nix", "eval", "--json", f"path:{src}#lib", *common, "--apply",
+                  f'lib: let i = lib.importDockerLock "aarch64-linux" {lock}; '
+                  "in [ i.multi.platform (builtins.attrNames i) ]")
+    assert json.loads(out.stdout) == ["linux/arm64/v8", ["c", "hello", "multi"]]
+
+
+def test_nixos_module_takes_the_results_unchanged(nix: Nix, fleet: dict[str, Any], tmp_path: Path) -> None:
+    """services.hocker-images.images = builtins.attrValues (pkgs.importDockerLock ./images.lock.json): accepted
+    as fetchdocker results, each loaded by name and skipped when its image ID is there."""
+    from test_nixos_module import Module, find_nixpkgs_lib
+
+    lib, why = find_nixpkgs_lib()
+    if lib is None:
+        pytest.skip(why)
+    module = Module(nix, lib)
+    lock = fleet["lock"]
+    conf = f"""{{ fetchers, ... }}: {{
+      services.hocker-images = {{ enable = true; images = builtins.attrValues (fetchers.importDockerLock {lock}); }};
+    }}"""
+    script = module.eval(conf, "c.systemd.services.hocker-load-images.script")
+    assert script.count("-podman-stub/bin/podman load") == 3
+    for name in ("hello", "multi", "c"):
+        config = fleet["images"][name]["systems"]["x86_64-linux"]["config"]["digest"]
+        assert f"-podman-stub/bin/podman image inspect {config}" in script
+    host = fleet["images"]["hello"]["host"]
+    assert f"hocker-images: loading {host}/library/hello:oci" in script
+    assert f"hocker-images: loading {host}/a/b/c:nested" in script
