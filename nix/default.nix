@@ -400,18 +400,23 @@ let
           repository = if parts == null then "" else builtins.elemAt parts 0;
           imageName = if parts == null then path else builtins.elemAt parts 1;
           registry = field entry "registry";
-          tag = field entry "tag";
+          index = entry.index or null;
+          # an entry added by digest has no tag: docker2nix's stand-in, from the digest it was pinned by
+          tag = if entry.tag or null != null then entry.tag
+            else "sha256-${builtins.substring 7 12 (if index != null then index.digest else imageDigest)}";
           systems = field entry "systems";
           pinned = systems.${hostSystem} or (systems.${linuxSystem} or (fail
             ("entry '${name}' is locked for ${builtins.concatStringsSep ", " (builtins.attrNames systems)} only, "
-              + "not for ${hostSystem}; run `hocker-lock add --platform OS/ARCH ...` for it")));
+              + "not for ${hostSystem}; run `hocker-lock add --name ${name} --platform OS/ARCH ... ${entry.host or registry}/${path}`"
+              + " with every platform it needs (or --platform all)")));
           imageDigest = (field pinned "manifest").digest;
-          index = entry.index or null;
+          # the attribute name as a store name: what Nix does not allow there (e.g. `'`) becomes `-`
+          storeName = builtins.concatStringsSep "" (map (x: if builtins.isList x then "-" else x)
+            (builtins.split "[^A-Za-z0-9+._?=-]+" name));
         in
-        if builtins.match "[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]*" name == null
-        then fail "entry name '${name}' is not usable as a Nix store name (letters, digits, + - . _ ? =)"
-        else fetchdocker {
-          inherit name registry repository imageName tag imageDigest;
+        fetchdocker {
+          name = storeName;
+          inherit registry repository imageName tag imageDigest;
           indexDigest = if index == null then null else index.digest;
           platform = pinned.platform or null;
           imageConfig = fetchDockerConfig {
