@@ -31,6 +31,7 @@ OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 IMAGE_REPO = "bench/img"
 BLOB_REPO = "bench/blobs"
 LAYER_SEEDS = [f"img-layer-{i}" for i in range(4)]
+FLEET_SIZE = 50  # images in the lock file of the lock case
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,20 @@ class Seeder:
         path.unlink()
         return digest, real
 
+    def manifest(self, repo: str, reference: str) -> bytes:
+        """The manifest bytes `reference` names, as served."""
+        r = self.session.get(f"{self.reg.url}/v2/{repo}/manifests/{reference}", timeout=30,
+                             headers={"Accept": OCI_MANIFEST})
+        r.raise_for_status()
+        return r.content
+
+    def put_manifest(self, repo: str, tag: str, manifest: bytes) -> None:
+        """Point `tag` at `manifest` (whose blobs are in `repo`): moving a tag, as a push does."""
+        r = self.session.put(f"{self.reg.url}/v2/{repo}/manifests/{tag}", data=manifest, timeout=30,
+                             headers={"Content-Type": OCI_MANIFEST})
+        if r.status_code != 201:
+            raise RuntimeError(f"manifest upload failed: {r.status_code} {r.text[:300]}")
+
     def image(self, repo: str, tag: str, layer_seeds: list[str], layer_size: int) -> dict[str, Any]:
         """Push an OCI image of one random uncompressed layer per seed; return what the cases need of it."""
         layers = [self.blob(repo, seed, layer_size, as_tar=True) for seed in layer_seeds]
@@ -148,6 +163,20 @@ class Seeder:
                 "layers": layers, "config_digest": config_digest, "size": sum(n for _, n in layers) + len(config)}
 
 
+def fleet(seeder: Seeder, count: int) -> list[dict[str, Any]]:
+    """`count` small repositories (bench/fleet-NN), each with two images (tags `a` and `b`, one 4 KiB layer
+    each) and the tag `current` on `a`: the lock case moves `current` between them (Seeder.put_manifest)."""
+    repos = []
+    for i in range(count):
+        repo = f"bench/fleet-{i:02d}"
+        a = seeder.image(repo, "a", [f"fleet-{i}-a"], 4096)
+        b = seeder.image(repo, "b", [f"fleet-{i}-b"], 4096)
+        repos.append({"repo": repo, "a": a, "b": b, "manifests": {"a": seeder.manifest(repo, "a"),
+                                                                  "b": seeder.manifest(repo, "b")}})
+        seeder.put_manifest(repo, "current", repos[-1]["manifests"]["a"])
+    return repos
+
+
 def start_registry(root: Path) -> RegistryServer:
     """A plain-http registry with the runner the tests use (a real /usr/bin/docker-registry process)."""
     sys.path.insert(0, str(TESTS))
@@ -162,7 +191,8 @@ def seed(reg: RegistryServer, scratch: Path, sizes: Sizes, needs: set[str],
          ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, int]]]:
     """Push what the chosen cases need (names from their `needs`); return the images and blobs by name.
 
-    Images: v1 (4 layers), v2 (v1 with its last layer changed). Blobs: throughput, rss_small, rss_large.
+    Images: v1 (4 layers), v2 (v1 with its last layer changed), fleet (FLEET_SIZE small repositories with a
+    movable tag `current`). Blobs: throughput, rss_small, rss_large.
     """
     seeder = Seeder(reg, scratch)
     images: dict[str, dict[str, Any]] = {}
@@ -178,5 +208,7 @@ def seed(reg: RegistryServer, scratch: Path, sizes: Sizes, needs: set[str],
         blobs["rss_small"] = seeder.blob(BLOB_REPO, "blob-rss-small", sizes.rss_small)
     if "rss_large" in needs:
         blobs["rss_large"] = seeder.blob(BLOB_REPO, "blob-rss-large", sizes.rss_large)
+    if "fleet" in needs:
+        images["fleet"] = {"repos": fleet(seeder, FLEET_SIZE)}
     log(f"seeded in {time.perf_counter() - t0:.1f}s")
     return images, blobs

@@ -1,0 +1,103 @@
+"""Case 8: keep a fleet of pinned images current: `hocker-lock check` and `update` of a 50-image lock file
+against 50 sequential `skopeo inspect --raw docker://...` (what a script or bot without hocker-lock runs to learn
+each tag's digest; it would still have to fetch the configs and compute Nix hashes after that).
+
+8a. check, nothing moved: ours does one HEAD per image (tag -> digest), concurrently (-j, default 8), over
+    reused connections. Target: ours <= 0.2 x.
+8b. update, every tag moved: ours also fetches each moved image's manifest and config and rewrites the file.
+    Before every timed run of ours, outside the timing, every tag is moved to the image it did not point at
+    (the lock file then names the other one). Target: ours <= 0.5 x.
+"""
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from ..harness import Case, CommandFailed, alternate, run, timed
+from ..seed import FLEET_SIZE, Seeder
+from ..workspace import VENV_BIN, Workspace
+from .base import CaseUnit
+
+TITLE = f"keep a {FLEET_SIZE}-image lock file current"
+
+
+def hocker_lock_ready() -> str | None:
+    return None if (VENV_BIN / "hocker-lock").exists() else ".venv/bin/hocker-lock does not exist yet"
+
+
+class Fleet:
+    """The seeded repositories, their movable tag `current`, and a lock file of all of them."""
+
+    def __init__(self, ws: Workspace) -> None:
+        assert ws.reg is not None
+        self.ws = ws
+        self.repos: list[dict[str, Any]] = ws.images["fleet"]["repos"]
+        self.seeder = Seeder(ws.reg, ws.work)
+        self.at = "a"  # where every `current` points (seed.fleet starts them on `a`)
+        self.file = ws.work / "images.lock.json"
+
+    def refs(self) -> list[str]:
+        return [f"{self.ws.host}/{r['repo']}:current" for r in self.repos]
+
+    def lock(self, *args: str) -> list[str]:
+        return [str(VENV_BIN / "hocker-lock"), "-q", "--file", str(self.file), *args]
+
+    def create(self) -> None:
+        for ref in self.refs():
+            run(self.lock("add", ref), env=self.ws.env)
+
+    def move(self) -> None:
+        """Point every `current` at the other image (two PUTs' worth of work per repository, not timed)."""
+        self.at = "b" if self.at == "a" else "a"
+        for r in self.repos:
+            self.seeder.put_manifest(r["repo"], "current", r["manifests"][self.at])
+
+    def peer(self) -> list[str]:
+        """50 sequential `skopeo inspect --raw`, in one shell so that only the inspects are timed."""
+        inspects = " && ".join(f"skopeo inspect --raw --tls-verify=false docker://{ref} >/dev/null"
+                               for ref in self.refs())
+        return ["sh", "-c", inspects]
+
+
+def expect_exit(cmd: list[str], env: dict[str, str], code: int) -> None:
+    """Run `cmd` and insist on its exit status (check: 1 when something moved, 0 when nothing did)."""
+    proc = subprocess.run(cmd, input=b"", capture_output=True, env=env, timeout=600, check=False)
+    if proc.returncode != code:
+        raise CommandFailed(f"{' '.join(cmd)[:200]} -> exit {proc.returncode}, expected {code}: "
+                            f"{proc.stderr.decode(errors='replace')[-1000:]}")
+
+
+def measure(ws: Workspace) -> list[Case]:
+    fleet = Fleet(ws)
+    fleet.create()
+    peer = fleet.peer()
+    check = Case("8a", f"{TITLE}: `check`, nothing moved", "hocker-lock check",
+                 f"{FLEET_SIZE} sequential skopeo inspect --raw", "ours <= 0.2 x")
+    check_cmd = fleet.lock("check")
+    expect_exit(check_cmd, ws.env, 0)  # warm-up, and proof that nothing moved
+    run(peer, env=ws.env)
+    alternate(ws.repeat, lambda: timed(check_cmd, env=ws.env), lambda: timed(peer, env=ws.env), check)
+    expect_exit(check_cmd, ws.env, 0)
+
+    update = Case("8b", f"{TITLE}: `update`, every tag moved", "hocker-lock update",
+                  f"the same {FLEET_SIZE} skopeo inspects", "ours <= 0.5 x")
+    update_cmd = fleet.lock("update")
+    fleet.move()
+    expect_exit(check_cmd, ws.env, 1)  # every entry moved: check says so ...
+    run(update_cmd, env=ws.env)  # ... and the warm-up update follows them
+    expect_exit(check_cmd, ws.env, 0)
+    alternate(ws.repeat, lambda: timed(update_cmd, env=ws.env, before=fleet.move), lambda: timed(peer, env=ws.env),
+              update)
+    expect_exit(check_cmd, ws.env, 0)  # every timed update caught up with the move before it
+
+    for c, limit in ((check, 0.2), (update, 0.5)):
+        assert c.ours_value is not None and c.peer_value is not None
+        ratio = c.ours_value / c.peer_value
+        c.conclude(ratio, "ours / peer", ratio <= limit)
+    update.note = (f"before every timed `update` all {FLEET_SIZE} tags are moved (not timed); ours -j 8 (the "
+                   "default); the peer only learns the digests, ours also fetches manifests and configs and "
+                   "writes the file")
+    return [check, update]
+
+
+UNIT = CaseUnit("8", measure, needs=frozenset({"fleet"}), ready=hocker_lock_ready, skip_title=TITLE)
