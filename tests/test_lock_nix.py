@@ -19,6 +19,7 @@ from support.nixenv import (
     BIN,
     NIX_DIR,
     REPO,
+    SECRET_IMAGE,
     VENV,
     Nix,
     base_env,
@@ -291,3 +292,138 @@ def test_nixos_module_takes_the_results_unchanged(nix: Nix, fleet: dict[str, Any
     host = fleet["images"]["hello"]["host"]
     assert f"hocker-images: loading {host}/library/hello:oci" in script
     assert f"hocker-images: loading {host}/a/b/c:nested" in script
+
+
+# -- end to end: hocker-lock writes the file, Nix builds it, a tag moves -------------------------------------------
+
+
+def hocker_lock(lock: Path, *args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "hocker-lock"), "--file", str(lock), *args], capture_output=True, text=True,
+                          env=base_env(**(env or {})), timeout=180, stdin=subprocess.DEVNULL)
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(repo), "-c", "user.name=hocker test", "-c", "user.email=t@example.invalid",
+                           *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def entry_lines(text: str, name: str) -> range:
+    """The 1-based line numbers of entry `name` in a lock file as hocker-lock dumps it (entries at indent 4)."""
+    lines = text.splitlines()
+    start = lines.index(f'    "{name}": {{') + 1
+    end = next(i for i in range(start, len(lines)) if lines[i] in ("    }", "    },")) + 1
+    return range(start, end + 1)
+
+
+def changed_lines(diff: str) -> tuple[set[int], set[int]]:
+    """(old line numbers removed, new line numbers added) of a `git diff -U0`."""
+    import re
+
+    old: set[int] = set()
+    new: set[int] = set()
+    for m in re.finditer(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", diff, re.M):
+        a, b, c, d = int(m[1]), int(m[2] or 1), int(m[3]), int(m[4] or 1)
+        old.update(range(a, a + b))
+        new.update(range(c, c + d))
+    return old, new
+
+
+@pytest.fixture
+def moving_registry(registry_factory, test_layout: Path, skopeo_policy: Path):
+    """A registry of our own (its tags move): app:1 (single-arch), multi:1 (index, two platforms), and
+    team/tools/nested:1 (a nested path), pushed from the test layout as the session registries are."""
+    from support import images
+
+    reg = registry_factory("plain")
+    for ref, target, flags in (("hello", "app:1", ["--preserve-digests"]),
+                               ("multi", "multi:1", ["--all", "--preserve-digests"]),
+                               ("nested", "team/tools/nested:1", ["--preserve-digests"])):
+        images.push_ref(reg, test_layout, ref, target, flags, skopeo_policy)
+        repo, _, tag = target.rpartition(":")
+        reg.images[target] = images.read_back(reg, repo, tag)
+    return reg
+
+
+def test_lock_build_move_check_update_rebuild(nix: Nix, moving_registry, token_registry, test_layout: Path,
+                                              skopeo_policy: Path, tmp_path: Path) -> None:
+    """The issue's scenario: four images (single-arch, multi-arch, private behind a token server, nested path)
+    added to a lock in a git repository, built by Nix and loaded; a new image is pushed to one tag; `check`
+    exits 1 naming exactly that entry; `update` changes only its lines; the rebuilt entry is the new image; a
+    second `check` exits 0."""
+    from support import images
+    from test_nix_build import podman_load
+
+    reg, private = moving_registry, token_registry
+    auth = {"REGISTRY_AUTH_FILE": str(private.authfile)}  # a login per registry: entries on two registries
+    repo = tmp_path / "fleet"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    lock = repo / "images.lock.json"
+    for args in ((f"{reg.host}/app:1",),
+                 ("--platform", "linux/amd64", "--platform", "linux/arm64/v8", f"{reg.host}/multi:1"),
+                 (f"{reg.host}/team/tools/nested:1",),
+                 ("--name", "secret", f"{private.host}/private/secret:1")):
+        added = hocker_lock(lock, "add", *args, env=auth)
+        assert added.returncode == 0, added.stderr
+    text = lock.read_text()
+    data = json.loads(text)
+    assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"
+    assert sorted(data["images"]) == ["app", "multi", "nested", "secret"]
+    assert data["images"]["nested"]["repository"] == "team/tools/nested"
+    assert data["images"]["multi"]["index"]["digest"] == reg.images["multi:1"].digest
+    assert sorted(data["images"]["multi"]["systems"]) == ["aarch64-linux", "x86_64-linux"]
+    git(repo, "add", "images.lock.json")
+    git(repo, "commit", "-q", "-m", "pin")
+
+    # Nix builds every entry from the file (the private one with credentials in the builders' environment)
+    creds = {"DOCKER_USER": str(private.username), "DOCKER_PASS": str(private.password)}
+    expected = {"app": reg.images["app:1"].single, "nested": reg.images["team/tools/nested:1"].single,
+                "multi": reg.images["multi:1"].platforms["linux/amd64"], "secret": private.images[SECRET_IMAGE].single}
+    for name, info in expected.items():
+        result = build_expr(nix, f"{lock_expr(lock, 'x86_64-linux')}.{name}", env=creds if name == "secret" else None)
+        archive = stream_image(result, tmp_path / f"{name}.tar")
+        assert skopeo_config_digest(f"docker-archive:{archive}") == info.config_digest, name
+    loaded = podman_load(tmp_path / "app.tar", tmp_path / "podman-1")
+    assert f"{expected['app'].config_digest[7:]} {reg.host}/app:1" in loaded
+    arm = reg.images["multi:1"].platforms["linux/arm64/v8"]
+    assert eval_json(nix, f"let i = {lock_expr(lock, 'aarch64-linux')}.multi; in [ i.imageDigest i.configDigest ]") \
+        == [arm.manifest_digest, arm.config_digest]
+    assert "private" not in str(private.password) and str(private.password) not in lock.read_text()
+
+    # a new image is pushed to app:1
+    images.push_ref(reg, test_layout, "hello2", "app:1", ["--preserve-digests"], skopeo_policy)
+    moved = images.read_back(reg, "app", "1").single
+    assert moved.config_digest != expected["app"].config_digest
+    check = hocker_lock(lock, "check", env=auth)
+    assert check.returncode == 1, check.stderr
+    report = check.stdout + check.stderr
+    assert "app" in report and not any(n in report for n in ("multi", "nested", "secret")), report
+    assert lock.read_text() == text  # check writes nothing
+    check_json = hocker_lock(lock, "check", "--json", env=auth)
+    assert check_json.returncode == 1, check_json.stderr
+    assert "app" in check_json.stdout and "nested" not in check_json.stdout, check_json.stdout
+    json.loads(check_json.stdout)
+
+    update = hocker_lock(lock, "update", env=auth)
+    assert update.returncode == 0, update.stderr
+    assert "app" in update.stdout + update.stderr
+    after = lock.read_text()
+    old_lines, new_lines = changed_lines(git(repo, "diff", "-U0", "--", "images.lock.json"))
+    assert old_lines and new_lines
+    assert old_lines <= set(entry_lines(text, "app")) and new_lines <= set(entry_lines(after, "app")), \
+        git(repo, "diff", "--", "images.lock.json")
+    new = json.loads(after)
+    assert {k: v for k, v in new["images"].items() if k != "app"} == \
+        {k: v for k, v in data["images"].items() if k != "app"}
+    assert new["images"]["app"]["systems"]["x86_64-linux"]["config"]["digest"] == moved.config_digest
+
+    # the rebuilt entry is the new image; the untouched ones are the same store paths as before
+    result = build_expr(nix, f"{lock_expr(lock, 'x86_64-linux')}.app")
+    archive = stream_image(result, tmp_path / "app-2.tar")
+    assert skopeo_config_digest(f"docker-archive:{archive}") == moved.config_digest
+    loaded = podman_load(archive, tmp_path / "podman-2")
+    assert f"{moved.config_digest[7:]} {reg.host}/app:1" in loaded
+    again = hocker_lock(lock, "check", env=auth)
+    assert again.returncode == 0, again.stdout + again.stderr
