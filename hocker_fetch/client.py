@@ -47,9 +47,13 @@ from .transport import (
     reason,
 )
 
-__all__ = ["ClientOptions", "RegistryClient", "Resolved"]
+__all__ = ["ClientOptions", "NoDigestHeader", "RegistryClient", "Resolved"]
 
 CHUNK = 1 << 20
+
+
+class NoDigestHeader(RegistryError):
+    """A HEAD answered without a usable Docker-Content-Digest: only a GET tells the digest."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ class RegistryClient:
             try:
                 digest = parse_digest(digest)
             except HockerError:
-                raise RegistryError(f"{what}: the registry sent no usable Docker-Content-Digest") from None
+                raise NoDigestHeader(f"{what}: the registry sent no usable Docker-Content-Digest") from None
             size = resp.headers.get("Content-Length", "")
             content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
             return digest, content_type, int(size) if size.isdigit() else -1

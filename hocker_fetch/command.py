@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .client import RegistryClient
     from .manifest import Platform
     from .reference import Reference
+    from .transport import ClientOptions
 
 EPILOG = """\
 Image forms: `IMAGE [TAG]` with a docker reference (debian:bookworm, ghcr.io/o/i:t, host:5000/a/b@sha256:...),
@@ -39,21 +40,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description=description, epilog=EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser(prog, description)
     p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
     p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
     g = p.add_argument_group("registry")
     g.add_argument("--registry", metavar="URI",
                    help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form)")
     if multi_platform:
-        g.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
-                       help="platform to pin from a multi-arch index; repeat it to cover several Nix systems "
-                            "(the expression then picks the one being built), or 'all' for every platform in "
-                            "the index (default: this host's linux platform)")
+        add_platforms_option(g)
     else:
         g.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                        help="platform to pick from a multi-arch index (default: this host's linux platform)")
+    add_connection_options(g)
+    add_auth_options(p)
+    add_quiet_option(p)
+    return p
+
+
+def new_parser(prog: str, description: str, epilog: str = EPILOG) -> argparse.ArgumentParser:
+    """An argument parser whose errors are `<prog>: <message>` with the usage exit code (2)."""
+    return _Parser(prog=prog, description=description, epilog=epilog,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_platforms_option(g: "argparse._ActionsContainer") -> None:
+    """The repeatable --platform of the tools that pin several platforms (docker2nix, hocker-lock add)."""
+    g.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
+                   help="platform to pin from a multi-arch index; repeat it to cover several Nix systems "
+                        "(the expression then picks the one being built), or 'all' for every platform in "
+                        "the index (default: this host's linux platform)")
+
+
+def add_connection_options(g: "argparse._ActionsContainer") -> None:
+    """TLS trust, timeouts and retries: how every tool reaches a registry."""
     g.add_argument("--insecure", action="store_true",
                    help="allow plain HTTP (also for credentials) and TLS without certificate verification")
     g.add_argument("--ca-file", metavar="PATH", help="trust this CA bundle (PEM) for the registry's TLS")
@@ -61,6 +80,9 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
                    help="fail a connection that sends nothing for this long (default 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
                    help="retries on connection errors, 5xx and 429, with exponential backoff (default 5)")
+
+
+def add_auth_options(p: argparse.ArgumentParser) -> None:
     a = p.add_argument_group("authentication")
     a.add_argument("-u", "--username", help="user name for Basic auth or the token server")
     a.add_argument("-p", "--password", help="password (prefer --password-stdin, -f or DOCKER_PASS: argv is visible)")
@@ -68,9 +90,11 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
     a.add_argument("-t", "--token", help="a ready Bearer token")
     a.add_argument("-f", "--credentials-file", metavar="PATH",
                    help="file with BEARER_TOKEN= or USERNAME=/PASSWORD= (or DOCKER_TOKEN= / DOCKER_USER=/DOCKER_PASS=)")
+
+
+def add_quiet_option(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress or retry messages on stderr")
-    return p
 
 
 def add_out_option(p: argparse.ArgumentParser, required: bool) -> None:
@@ -78,7 +102,7 @@ def add_out_option(p: argparse.ArgumentParser, required: bool) -> None:
                    help="write here atomically (never a partial file)" + ("" if required else "; default stdout"))
 
 
-def _say(prog: str, quiet: bool) -> Callable[[str], None]:
+def say(prog: str, quiet: bool) -> Callable[[str], None]:
     def log(message: str) -> None:
         if not quiet:
             print(f"{prog}: {one_line(message)}", file=sys.stderr, flush=True)
@@ -99,22 +123,35 @@ def chosen_platform(args: argparse.Namespace) -> "Platform":
 
 def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
     from .auth import resolve_credentials
-    from .client import ClientOptions, RegistryClient
+    from .client import RegistryClient
 
-    password = args.password
+    password = read_password(args)
+    options = client_options(args, pool)
+    creds = resolve_credentials(username=args.username, password=password, token=args.token,
+                    credentials_file=args.credentials_file, registry_host=ref.registry, env=os.environ)
+    return RegistryClient(ref, creds, options, log=say(prog, args.quiet))
+
+
+def read_password(args: argparse.Namespace) -> Optional[str]:
+    """--password, or one line of standard input with --password-stdin (read once per run)."""
+    password: Optional[str] = args.password
     if args.password_stdin:
         if password is not None:
             raise UsageError("give either --password or --password-stdin")
         password = sys.stdin.readline().rstrip("\r\n")
+    return password
+
+
+def client_options(args: argparse.Namespace, pool: int = 8) -> "ClientOptions":
+    """The connection options (add_connection_options), checked."""
+    from .transport import ClientOptions
+
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     if args.retries < 0:
         raise UsageError("--retries must not be negative")
-    creds = resolve_credentials(username=args.username, password=password, token=args.token,
-                    credentials_file=args.credentials_file, registry_host=ref.registry, env=os.environ)
-    options = ClientOptions(insecure=args.insecure, ca_file=args.ca_file, timeout=args.timeout,
-                            retries=args.retries, pool_size=pool)
-    return RegistryClient(ref, creds, options, log=_say(prog, args.quiet))
+    return ClientOptions(insecure=args.insecure, ca_file=args.ca_file, timeout=args.timeout,
+                         retries=args.retries, pool_size=pool)
 
 
 def emit_bytes(data: bytes, out: Optional[str]) -> None:

@@ -1,0 +1,289 @@
+"""hocker-lock: keep a fleet of pinned images current in one lock file (see lockfile.py for its format).
+
+`update` and `check` are all-or-nothing: one entry that fails (tag deleted, access denied, network) fails
+the run with that entry's exit code, and the file is left byte-identical. `check` exits 1 when an entry
+moved, 0 when none did.
+
+`--json` reports (one JSON object on stdout):
+
+* update / check: `{"moved": [{"name", "reference", "tag", "old": {"digest", "created", "version"},
+  "new": {...same}}], "unchanged": [names], "written": bool}`; `written` is false for check and when
+  nothing moved. `created` and `version` are those of the entry's first Nix system (sorted by name).
+* list: `{"images": [{"name", "reference", "host", "repository", "tag", "digest", "platforms",
+  "systems": [Nix systems], "created", "version"}]}`.
+
+Credentials are resolved per registry host (the docker/podman config names a login per registry). Generic
+ones (-u/-p, --password-stdin, -t, -f, and DOCKER_USER/DOCKER_PASS or DOCKER_TOKEN in the environment)
+would be sent to every registry of a run: they are accepted only when the selected entries all live on one
+registry host, and refused with a usage error otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from .command import (
+    EPILOG,
+    add_auth_options,
+    add_connection_options,
+    add_platforms_option,
+    add_quiet_option,
+    client_options,
+    new_parser,
+    read_password,
+    run_command,
+    say,
+)
+from .errors import UsageError
+from .lockfile import DEFAULT_FILE, Entries, Entry, check_name, default_name
+
+if TYPE_CHECKING:
+    from .lockresolve import Resolver, Target
+
+PROG = "hocker-lock"
+
+DESCRIPTION = """\
+Pin many images in one lock file (default ./images.lock.json) and keep them current: `update` re-resolves
+each entry's tag (one HEAD request per unchanged image) and rewrites only the entries that moved; `check`
+says whether any did (exit 1) without writing. Nix builds the entries with importDockerLock.
+
+  hocker-lock add [--name NAME] [--platform OS/ARCH[/VARIANT]]... [--platform all] IMAGE[:TAG]
+  hocker-lock update [NAME...]      hocker-lock check [NAME...]
+  hocker-lock remove NAME           hocker-lock list"""
+
+
+MANY_REGISTRIES = """\
+With entries on several registries, only per-registry logins (the docker/podman config) are used: -u/-p,
+--password-stdin, -t, -f and DOCKER_USER/DOCKER_PASS/DOCKER_TOKEN would reach every registry and are refused.
+`check` exits 1 when an entry moved."""
+
+
+def _make_parser() -> argparse.ArgumentParser:
+    p = new_parser(PROG, DESCRIPTION, EPILOG.split("\n\n", 1)[1] + "\n\n" + MANY_REGISTRIES)
+    p.add_argument("--file", default=DEFAULT_FILE, metavar="PATH", help=f"the lock file (default ./{DEFAULT_FILE})")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def network(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_argument_group("registry")
+        add_connection_options(g)
+        g.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
+                       help="entries resolved at once (default 8)")
+        add_auth_options(sp)
+        add_quiet_option(sp)
+
+    add = sub.add_parser("add", help="resolve IMAGE and add it (or replace the entry of the same name)")
+    add.add_argument("image", metavar="IMAGE", help="a docker image reference, IMAGE[:TAG][@DIGEST]")
+    add.add_argument("--name", help="the entry's name (default: the repository's last path component)")
+    add_platforms_option(add)
+    network(add)
+    for cmd, text in (("update", "re-resolve entries' tags and rewrite the entries that moved"),
+                      ("check", "re-resolve entries' tags; exit 1 if any moved, write nothing")):
+        sp = sub.add_parser(cmd, help=text)
+        sp.add_argument("names", metavar="NAME", nargs="*", help="entries to look at (default: all)")
+        sp.add_argument("--json", action="store_true", help="print a machine-readable report")
+        network(sp)
+    rm = sub.add_parser("remove", help="remove an entry")
+    rm.add_argument("name", metavar="NAME")
+    add_quiet_option(rm)
+    ls = sub.add_parser("list", help="show the entries")
+    ls.add_argument("--json", action="store_true", help="print a machine-readable list")
+    return p
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+def _short(digest: Optional[str]) -> str:
+    return digest.split(":", 1)[-1][:12] if digest else "-"
+
+
+def _source(entry: Entry) -> str:
+    from .lockresolve import entry_reference
+
+    return str(entry_reference(entry))
+
+
+def _platforms(values: Optional[list[str]]) -> Any:
+    """What `add` records: "all", or the normalised platforms in the order given (default: this host's)."""
+    from .manifest import Platform, host_platform
+
+    values = values or []
+    if any(v.strip().lower() == "all" for v in values):
+        if len(values) > 1:
+            raise UsageError("--platform all cannot be combined with other --platform values")
+        return "all"
+    if not values:
+        return [str(host_platform())]
+    return list(dict.fromkeys(str(Platform.parse(v)) for v in values))
+
+
+def _same_source(a: Entry, b: Entry) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("host", "repository", "tag", "platforms"))
+
+
+def _resolver(args: argparse.Namespace, hosts: Sequence[str]) -> "Resolver":
+    from .auth import resolve_credentials
+    from .lockresolve import Resolver, check_credential_scope
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    check_credential_scope(args, hosts, os.environ)
+    options = client_options(args, pool=args.jobs)
+    password = read_password(args) if hosts else None
+    creds = {h: resolve_credentials(username=args.username, password=password, token=args.token,
+                                    credentials_file=args.credentials_file, registry_host=h, env=os.environ)
+             for h in dict.fromkeys(hosts)}
+    return Resolver(creds, options, say(PROG, args.quiet))
+
+
+def _select(entries: Entries, names: Sequence[str], path: str) -> list[str]:
+    unknown = [n for n in dict.fromkeys(names) if n not in entries]
+    if unknown:
+        raise UsageError(f"{path} has no entry named {unknown[0]!r}" + (f" (it has: {', '.join(sorted(entries))})"
+                                                                      if entries else " (it is empty)"))
+    return sorted(set(names)) if names else sorted(entries)
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+
+def cmd_add(args: argparse.Namespace) -> None:
+    from . import lockfile
+    from .lockresolve import Target
+    from .reference import parse_reference
+
+    ref = parse_reference(args.image)
+    name = check_name(args.name) if args.name is not None else default_name(ref.repository)
+    platforms = _platforms(args.platform)
+    lockfile.read(args.file, missing_ok=True)  # a broken file fails before any network
+    resolver = _resolver(args, [ref.registry])
+    try:
+        entry = resolver.resolve_all([Target(name, ref, platforms)], 1)[name]
+    finally:
+        resolver.close()
+    assert entry is not None
+    with lockfile.locked(args.file):
+        entries = lockfile.read(args.file, missing_ok=True) or {}
+        replaced = name in entries
+        entries[name] = entry
+        lockfile.write(args.file, entries)
+    if not args.quiet:
+        print(f"{PROG}: {'replaced' if replaced else 'added'} {name} ({ref} -> {_short(_digest(entry))}, "
+              f"{', '.join(sorted(entry['systems']))}) in {args.file}", file=sys.stderr)
+
+
+def _digest(entry: Entry) -> str:
+    from .lockresolve import top_digest
+
+    return top_digest(entry)
+
+
+def cmd_resolve(args: argparse.Namespace, write: bool) -> int:
+    """update (write=True) and check: resolve the selected entries; report what moved."""
+    from . import lockfile
+    from .lockresolve import Target, entry_reference, summary
+
+    entries = lockfile.read(args.file)
+    assert entries is not None
+    names = _select(entries, args.names, args.file)
+    targets: list[Target] = [Target(n, entry_reference(entries[n]), entries[n]["platforms"], entries[n])
+                             for n in names]
+    resolver = _resolver(args, [t.ref.registry for t in targets])
+    try:
+        results = resolver.resolve_all(targets, args.jobs)
+    finally:
+        resolver.close()
+    moved = {n: e for n, e in results.items() if e is not None}
+    written = False
+    notes: list[str] = []
+    if write and moved:
+        with lockfile.locked(args.file):
+            current = lockfile.read(args.file)
+            assert current is not None
+            for n in sorted(moved):
+                if n not in current:
+                    notes.append(f"{n} was removed meanwhile; not re-added")
+                elif not _same_source(current[n], entries[n]):
+                    notes.append(f"{n} was changed meanwhile (another image or platforms); left as it is now")
+                else:
+                    current[n] = moved[n]
+                    written = True
+            if written:
+                lockfile.write(args.file, current)
+    report: list[dict[str, Any]] = [
+        {"name": n, "reference": str(entry_reference(entries[n])), "tag": entries[n].get("tag"),
+         "old": summary(entries[n]), "new": summary(moved[n])} for n in sorted(moved)]
+    if args.json:
+        print(json.dumps({"moved": report, "unchanged": [n for n in names if n not in moved], "written": written},
+                         indent=2, sort_keys=True))
+    else:
+        for r in report:
+            line = f"{r['name']} {r['tag'] or '(digest)'}: {_short(r['old']['digest'])} -> {_short(r['new']['digest'])}"
+            for key in ("created", "version"):
+                if r["old"][key] or r["new"][key]:
+                    line += f", {key} {r['old'][key] or '-'} -> {r['new'][key] or '-'}"
+            print(line)
+    for note in notes:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    if not args.quiet and not args.json:
+        verb = "updated" if write else "would update"
+        print(f"{PROG}: {len(names)} checked, {len(moved)} moved"
+              + (f", {verb} {args.file}" if moved and (written or not write) else ""), file=sys.stderr)
+    return 1 if (moved and not write) else 0
+
+
+def cmd_remove(args: argparse.Namespace) -> None:
+    from . import lockfile
+
+    with lockfile.locked(args.file):
+        entries = lockfile.read(args.file)
+        assert entries is not None
+        _select(entries, [args.name], args.file)
+        del entries[args.name]
+        lockfile.write(args.file, entries)
+    if not args.quiet:
+        print(f"{PROG}: removed {args.name} from {args.file}", file=sys.stderr)
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from . import lockfile
+    from .lockresolve import summary
+
+    entries = lockfile.read(args.file)
+    assert entries is not None
+    rows = []
+    for n in sorted(entries):
+        e = entries[n]
+        s = summary(e)
+        rows.append({"name": n, "reference": _source(e), "host": e["host"], "repository": e["repository"],
+                     "tag": e.get("tag"), "digest": s["digest"], "platforms": e["platforms"],
+                     "systems": sorted(e["systems"]), "created": s["created"], "version": s["version"]})
+    if args.json:
+        print(json.dumps({"images": rows}, indent=2, sort_keys=True))
+        return
+    for r in rows:
+        extra = "".join(f" {k} {r[k]}" for k in ("version", "created") if r[k])
+        print(f"{r['name']}  {r['reference']}  {_short(r['digest'])}  {','.join(r['systems'])}{extra}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _make_parser().parse_args(argv)
+    status = [0]
+
+    def body() -> None:
+        if args.command == "add":
+            cmd_add(args)
+        elif args.command in ("update", "check"):
+            status[0] = cmd_resolve(args, write=args.command == "update")
+        elif args.command == "remove":
+            cmd_remove(args)
+        else:
+            cmd_list(args)
+
+    return run_command(PROG, body) or status[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
