@@ -390,7 +390,9 @@ def test_lock_build_move_check_update_rebuild(nix: Nix, moving_registry, token_r
     arm = reg.images["multi:1"].platforms["linux/arm64/v8"]
     assert eval_json(nix, f"let i = {lock_expr(lock, 'aarch64-linux')}.multi; in [ i.imageDigest i.configDigest ]") \
         == [arm.manifest_digest, arm.config_digest]
-    assert "private" not in str(private.password) and str(private.password) not in lock.read_text()
+    assert str(private.password) not in lock.read_text()
+    paths = f"builtins.mapAttrs (n: i: i.outPath) {lock_expr(lock, 'x86_64-linux')}"
+    before = eval_json(nix, paths)
 
     # a new image is pushed to app:1
     images.push_ref(reg, test_layout, "hello2", "app:1", ["--preserve-digests"], skopeo_policy)
@@ -398,13 +400,16 @@ def test_lock_build_move_check_update_rebuild(nix: Nix, moving_registry, token_r
     assert moved.config_digest != expected["app"].config_digest
     check = hocker_lock(lock, "check", env=auth)
     assert check.returncode == 1, check.stderr
+    # one line per moved entry: name, tag, old -> new digest (short)
     report = check.stdout + check.stderr
-    assert "app" in report and not any(n in report for n in ("multi", "nested", "secret")), report
+    assert f"app 1: {expected['app'].manifest_digest[7:19]} -> {moved.manifest_digest[7:19]}" in report, report
+    assert not any(n in report for n in ("multi", "nested", "secret")), report
     assert lock.read_text() == text  # check writes nothing
     check_json = hocker_lock(lock, "check", "--json", env=auth)
     assert check_json.returncode == 1, check_json.stderr
-    assert "app" in check_json.stdout and "nested" not in check_json.stdout, check_json.stdout
-    json.loads(check_json.stdout)
+    report_json = json.loads(check_json.stdout)
+    assert [m["name"] for m in report_json["moved"]] == ["app"]
+    assert report_json["unchanged"] == ["multi", "nested", "secret"] and report_json["written"] is False
 
     update = hocker_lock(lock, "update", env=auth)
     assert update.returncode == 0, update.stderr
@@ -425,5 +430,8 @@ def test_lock_build_move_check_update_rebuild(nix: Nix, moving_registry, token_r
     assert skopeo_config_digest(f"docker-archive:{archive}") == moved.config_digest
     loaded = podman_load(archive, tmp_path / "podman-2")
     assert f"{moved.config_digest[7:]} {reg.host}/app:1" in loaded
+    rebuilt = eval_json(nix, paths)
+    assert rebuilt["app"] == result != before["app"]
+    assert {k: v for k, v in rebuilt.items() if k != "app"} == {k: v for k, v in before.items() if k != "app"}
     again = hocker_lock(lock, "check", env=auth)
     assert again.returncode == 0, again.stdout + again.stderr
