@@ -36,6 +36,7 @@
           default = { type = "app"; program = "${hocker}/bin/docker2nix"; };
           docker2nix = { type = "app"; program = "${hocker}/bin/docker2nix"; };
           hocker-image = { type = "app"; program = "${hocker}/bin/hocker-image"; };
+          hocker-lock = { type = "app"; program = "${hocker}/bin/hocker-lock"; };
         });
 
       nixosModules.default = { ... }: {

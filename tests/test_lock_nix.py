@@ -240,7 +240,8 @@ def test_foreign_layers_are_marked(nix: Nix, fleet: dict[str, Any], tmp_path: Pa
 
 def test_overlay_follows_the_host_platform_and_flake_lib(nix: Nix, fleet: dict[str, Any], tmp_path: Path) -> None:
     """pkgs.importDockerLock takes stdenv.hostPlatform.system: a cross package set for aarch64 gets the arm64
-    image (built by the build platform's fetchers); the flake's lib.importDockerLock SYSTEM is the overlay's."""
+    image (built by the build platform's fetchers); the flake's lib.importDockerLock SYSTEM is the overlay's, and
+    the flake has a hocker-lock app."""
     from test_nix_build import fake_nixpkgs_package, stub_nixpkgs
 
     lock = fleet["lock"]
@@ -269,6 +270,9 @@ def test_overlay_follows_the_host_platform_and_flake_lib(nix: Nix, fleet: dict[s
                   f'lib: let i = lib.importDockerLock "aarch64-linux" {lock}; '
                   "in [ i.multi.platform (builtins.attrNames i) ]")
     assert json.loads(out.stdout) == ["linux/arm64/v8", ["c", "hello", "multi"]]
+    # and `nix run .#hocker-lock` (the README's CI jobs)
+    app = nix.run("nix", "eval", "--raw", f"path:{src}#apps.x86_64-linux.hocker-lock.program", *common).stdout
+    assert app == f"{fake['hocker']}/bin/hocker-lock"
 
 
 def test_nixos_module_takes_the_results_unchanged(nix: Nix, fleet: dict[str, Any], tmp_path: Path) -> None:

@@ -39,8 +39,8 @@ class Fleet:
     def refs(self) -> list[str]:
         return [f"{self.ws.host}/{r['repo']}:current" for r in self.repos]
 
-    def lock(self, *args: str) -> list[str]:
-        return [str(VENV_BIN / "hocker-lock"), "-q", "--file", str(self.file), *args]
+    def lock(self, command: str, *args: str) -> list[str]:
+        return [str(VENV_BIN / "hocker-lock"), "--file", str(self.file), command, "-q", *args]
 
     def create(self) -> None:
         for ref in self.refs():
