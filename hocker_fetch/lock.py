@@ -38,7 +38,7 @@ from .command import (
     run_command,
     say,
 )
-from .errors import UsageError
+from .errors import UsageError, one_line
 from .lockfile import DEFAULT_FILE, Entries, Entry, check_name, default_name
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def cmd_resolve(args: argparse.Namespace, write: bool) -> int:
             for key in ("created", "version"):
                 if r["old"][key] or r["new"][key]:
                     line += f", {key} {r['old'][key] or '-'} -> {r['new'][key] or '-'}"
-            print(line)
+            print(one_line(line))  # labels come from registries: no forged extra lines
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
     if not args.quiet and not args.json:
@@ -265,7 +265,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         return
     for r in rows:
         extra = "".join(f" {k} {r[k]}" for k in ("version", "created") if r[k])
-        print(f"{r['name']}  {r['reference']}  {_short(r['digest'])}  {','.join(r['systems'])}{extra}")
+        print(one_line(f"{r['name']}  {r['reference']}  {_short(r['digest'])}  {','.join(r['systems'])}{extra}"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

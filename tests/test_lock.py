@@ -296,6 +296,45 @@ def test_deleted_tag_fails_and_leaves_the_file(fleet: Fleet, tmp_path: Path) -> 
     assert entries_of(path)["y"]["systems"]["x86_64-linux"]["manifest"]["digest"] == fleet.refs["1.1"]["digest"]
 
 
+def test_head_without_digest_falls_back_to_get_and_failures_keep_their_codes(fleet: Fleet, tmp_path: Path) -> None:
+    """A registry whose HEAD sends no Docker-Content-Digest costs a GET (verified); a 5xx is exit 6, file kept."""
+    from support.faultproxy import FaultProxy
+
+    fleet.push("1.0", "head/app:1")
+    with FaultProxy(fleet.reg.url) as proxy:
+        host = proxy.url.split("//", 1)[1]
+        path = tmp_path / "l.json"
+        ok(lock(path, "add", "--platform", AMD, f"{host}/head/app:1"))
+        manifests = r"/v2/head/app/manifests/"
+        rule = proxy.on("HEAD", manifests, times=3).header("Docker-Content-Digest", None)  # check, check, update
+        before = len(proxy.requests("GET", manifests))
+        r = lock(path, "check")
+        assert r.returncode == 0, r
+        assert rule.hits == 1 and len(proxy.requests("GET", manifests)) == before + 1
+        fleet.push("1.1", "head/app:1")
+        assert lock(path, "check").returncode == 1
+        ok(lock(path, "update"))
+        assert entries_of(path)["app"]["systems"]["x86_64-linux"]["version"] == "1.1" and rule.hits == 3
+
+        fleet.push("1.0", "head/app:1")
+        proxy.on("HEAD", manifests).status(500)
+        before_bytes = path.read_bytes()
+        line = failed(lock(path, "update", "--retries", "0"), 6)
+        assert line.startswith("hocker-lock: app: ")
+        assert path.read_bytes() == before_bytes
+
+
+def test_add_by_digest_and_jobs(fleet: Fleet, tmp_path: Path) -> None:
+    """IMAGE@DIGEST pins without a tag (update then has nothing to follow); --jobs must be positive."""
+    path = tmp_path / "l.json"
+    digest = fleet.refs["1.0"]["digest"]
+    ok(lock(path, "add", "--platform", AMD, fleet.ref(f"lock/app@{digest}")))
+    entry = entries_of(path)["app"]
+    assert entry["tag"] is None and entry["systems"]["x86_64-linux"]["manifest"]["digest"] == digest
+    assert lock(path, "check").returncode == 0
+    assert "--jobs" in failed(lock(path, "check", "-j", "0"), 2)
+
+
 # -- bad input -----------------------------------------------------------------------------------------------
 
 def test_bad_lock_files_and_names(fleet: Fleet, tmp_path: Path) -> None:
