@@ -357,8 +357,13 @@ def test_bad_lock_files_and_names(fleet: Fleet, tmp_path: Path) -> None:
         json.dumps({"images": {"1a": entry}, "version": 1}): "invalid name '1a'",
     }
     for text, message in cases.items():
+        with pytest.raises(lockfile.LockFileError, match=re.escape(message)):
+            lockfile.loads(text, "l.json")
+    # through the command line: every command refuses (before any network), one line, file untouched
+    for i, (text, message) in enumerate(cases.items()):
         path.write_text(text)
-        for cmd in (["check"], ["update"], ["list"], ["add", fleet.ref("lock/hello:1")]):
+        for cmd in ([["check"], ["update"], ["list"], ["add", fleet.ref("lock/hello:1")]] if i == 0 else
+                    [[("check", "update", "list")[i % 3]]]):
             line = failed(lock(path, *cmd), 2)
             assert message in line and str(path) in line, (cmd, line)
             assert path.read_text() == text
@@ -411,11 +416,10 @@ def test_private_registry_credentials_and_one_token_per_scope(token_registry: Re
     # wrong password: exit 3, file untouched
     before = path.read_bytes()
     bad = _docker_config(tmp_path / "bad", reg, "wrong-password")
-    for cmd in ("update", "check"):
-        line = failed(lock(path, cmd, "secret", DOCKER_CONFIG=str(bad)), 3)
-        assert line.startswith("hocker-lock: secret: ") and "wrong-password" not in line
-        line = failed(lock(path, cmd, "secret", "-u", str(reg.username), "-p", "wrong-password"), 3)
-        assert "wrong-password" not in line
+    line = failed(lock(path, "update", "secret", DOCKER_CONFIG=str(bad)), 3)
+    assert line.startswith("hocker-lock: secret: ") and "wrong-password" not in line
+    line = failed(lock(path, "check", "-u", str(reg.username), "-p", "wrong-password"), 3)
+    assert "wrong-password" not in line
     assert path.read_bytes() == before
 
     # generic credentials with entries on two registries: refused, with advice
@@ -440,8 +444,9 @@ def test_concurrent_updates_and_adds_keep_every_change(fleet: Fleet, tmp_path: P
     for n in names + ["new0", "new1"]:
         fleet.push("1.0", f"race/{n}:1")
     path = tmp_path / "l.json"
-    for n in names:
-        ok(lock(path, "add", "--platform", AMD, fleet.ref(f"race/{n}:1")))
+    ok(lock(path, "add", "--platform", AMD, fleet.ref("race/app0:1")))
+    first = entries_of(path)["app0"]  # the others pin the same image in their own repositories
+    path.write_text(lockfile.dumps({n: {**first, "repository": f"race/{n}"} for n in names}))
     for n in names:
         fleet.push("1.1", f"race/{n}:1")
 
