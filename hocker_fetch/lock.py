@@ -1,5 +1,10 @@
 """hocker-lock: keep a fleet of pinned images current in one lock file (see lockfile.py for its format).
 
+`add` records the platforms asked for (`--platform`, normalised; default this host's, written out so an
+update on another machine resolves the same) or "all" (every platform the index lists that Nix builds for).
+A single-platform image's config is always fetched: its system is the platform the config declares, which
+must match an explicit --platform.
+
 `update` and `check` are all-or-nothing: one entry that fails (tag deleted, access denied, network) fails
 the run with that entry's exit code, and the file is left byte-identical. `check` exits 1 when an entry
 moved, 0 when none did.
@@ -169,7 +174,7 @@ def cmd_add(args: argparse.Namespace) -> None:
         replaced = name in entries
         entries[name] = entry
         lockfile.write(args.file, entries)
-    if not args.quiet:
+    if replaced or not args.quiet:  # replacing an entry is never silent
         print(f"{PROG}: {'replaced' if replaced else 'added'} {name} ({ref} -> {_short(_digest(entry))}, "
               f"{', '.join(sorted(entry['systems']))}) in {args.file}", file=sys.stderr)
 

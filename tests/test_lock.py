@@ -433,6 +433,22 @@ def test_private_registry_credentials_and_one_token_per_scope(token_registry: Re
     ok(lock(path, "check", "secret", DOCKER_USER=str(reg.username), DOCKER_PASS=reg.password))
 
 
+def test_tls_registry_with_ca_file_and_basic_auth(basic_registry: RegistryServer, tmp_path: Path) -> None:
+    """https with --ca-file and Basic auth: the same connection options as the other tools."""
+    reg = basic_registry
+    assert reg.ca_file and reg.password
+    path = tmp_path / "l.json"
+    creds = ["--ca-file", reg.ca_file, "-u", str(reg.username), "--password-stdin"]
+    ok(lock(path, "add", "--platform", AMD, *creds, f"{reg.host}/a/b/c:nested", stdin=reg.password + "\n"))
+    entry = entries_of(path)["c"]
+    assert entry["registry"] == f"https://{reg.host}/v2/" and entry["repository"] == "a/b/c"
+    assert password_free(path, reg.password)
+    assert lock(path, "check", *creds, stdin=reg.password + "\n").returncode == 0
+    # without the CA the certificate cannot be verified: a network/TLS failure naming the entry, not a traceback
+    line = failed(lock(path, "check", "--retries", "0", "-u", str(reg.username), "-p", reg.password), 6)
+    assert line.startswith("hocker-lock: c: ")
+
+
 def password_free(path: Path, password: str) -> bool:
     return password not in path.read_text()
 
