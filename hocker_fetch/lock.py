@@ -72,7 +72,12 @@ def _make_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=DEFAULT_FILE, metavar="PATH", help=f"the lock file (default ./{DEFAULT_FILE})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    def file_option(sp: argparse.ArgumentParser) -> None:
+        # also after the command (`hocker-lock check --file x`); SUPPRESS keeps the one given before it
+        sp.add_argument("--file", default=argparse.SUPPRESS, metavar="PATH", help="the lock file")
+
     def network(sp: argparse.ArgumentParser) -> None:
+        file_option(sp)
         g = sp.add_argument_group("registry")
         add_connection_options(g)
         g.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
@@ -93,8 +98,10 @@ def _make_parser() -> argparse.ArgumentParser:
         network(sp)
     rm = sub.add_parser("remove", help="remove an entry")
     rm.add_argument("name", metavar="NAME")
+    file_option(rm)
     add_quiet_option(rm)
     ls = sub.add_parser("list", help="show the entries")
+    file_option(ls)
     ls.add_argument("--json", action="store_true", help="print a machine-readable list")
     return p
 

@@ -182,6 +182,9 @@ def test_add_single_multi_all_nested_and_list(fleet: Fleet, tmp_path: Path) -> N
     assert len(text.splitlines()) == 5
     assert re.search(rf"^app  {re.escape(fleet.reg.host)}/lock/app:stable  [0-9a-f]{{12}}  x86_64-linux version 1.0",
                      text, re.M), text
+    after = subprocess.run([str(BIN / "hocker-lock"), "list", "--file", str(path)], capture_output=True, text=True,
+                           env=env(), timeout=60, cwd=tmp_path.parent)  # --file also after the command
+    assert ok(after) == text
     listed = json.loads(ok(lock(path, "list", "--json")))["images"]
     assert [e["name"] for e in listed] == sorted(images)
     m = next(e for e in listed if e["name"] == "multi")
