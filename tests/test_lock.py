@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
+import requests
 from support.images import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
     OCI_CONFIG,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -37,6 +41,7 @@ from hocker_fetch import lockfile
 
 BIN = Path(sys.executable).parent
 AMD, ARM = "linux/amd64", "linux/arm64/v8"
+FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -85,6 +90,15 @@ def versioned_layout(directory: Path) -> dict[str, dict]:
     return refs
 
 
+class FleetRegistry(RegistryServer):
+    """The reference registry, told to accept manifests whose foreign layers carry `urls` (as Docker Hub's)."""
+
+    def _write_files(self) -> None:
+        super()._write_files()
+        with open(self.config_file, "a") as f:
+            f.write("validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n")
+
+
 class Fleet:
     def __init__(self, reg: RegistryServer, layout: Path, versioned: Path, policy: Path,
                  refs: dict[str, dict]) -> None:
@@ -98,6 +112,21 @@ class Fleet:
 
     def ref(self, path: str) -> str:
         return f"{self.reg.host}/{path}"
+
+    def put_blob(self, repo: str, data: bytes) -> dict[str, Any]:
+        r = self.reg.http("POST", f"/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        loc = r.headers["Location"]
+        loc = self.reg.url + loc if loc.startswith("/") else loc
+        r = requests.put(f"{loc}{'&' if '?' in loc else '?'}digest={sha256_digest(data)}", data=data, timeout=30)
+        assert r.status_code == 201, r.text
+        return {"digest": sha256_digest(data), "size": len(data)}
+
+    def put_manifest(self, repo_tag: str, doc: dict[str, Any]) -> None:
+        repo, tag = repo_tag.split(":")
+        r = self.reg.http("PUT", f"/v2/{repo}/manifests/{tag}", data=canonical_json(doc),
+                          headers={"Content-Type": doc["mediaType"]})
+        assert r.status_code == 201, r.text
 
     def mark(self) -> int:
         return self.reg.log_file.stat().st_size
@@ -113,7 +142,7 @@ def fleet(test_layout: Path, skopeo_policy: Path, test_pki,
     root = tmp_path_factory.mktemp("fleet")
     versioned = root / "versioned"
     refs = versioned_layout(versioned)
-    reg = RegistryServer(root / "registry", "plain", test_pki).start()
+    reg = FleetRegistry(root / "registry", "plain", test_pki).start()
     try:
         f = Fleet(reg, test_layout, versioned, skopeo_policy, refs)
         for ref, target in (("hello", "lock/hello:1"), ("multi", "lock/multi:1"), ("nested", "deep/a/b/c:1"),
@@ -336,6 +365,37 @@ def test_add_by_digest_and_jobs(fleet: Fleet, tmp_path: Path) -> None:
     assert entry["tag"] is None and entry["systems"]["x86_64-linux"]["manifest"]["digest"] == digest
     assert lock(path, "check").returncode == 0
     assert "--jobs" in failed(lock(path, "check", "-j", "0"), 2)
+
+
+def test_artifacts_refused_and_foreign_layers_kept(fleet: Fleet, tmp_path: Path) -> None:
+    """As docker2nix: an artifact is refused (7); a foreign layer the registry does not serve too, naming it;
+    one it serves is pinned with its foreign media type and urls (the Nix side fetches it from the registry)."""
+    path = tmp_path / "l.json"
+    chart = fleet.put_blob("art/chart", b"chart-bytes")
+    cfg = fleet.put_blob("art/chart", b'{"name": "x"}')
+    fleet.put_manifest("art/chart:1", {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", **cfg},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", **chart}]})
+    assert "OCI artifact" in failed(lock(path, "add", "--platform", "all", fleet.ref("art/chart:1")), 7)
+
+    base_tar = layer([("Files/base.txt", b"foreign base\n")])
+    top = layer([("app.txt", b"app\n")])
+    config = canonical_json({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": [base_tar.diff_id, top.diff_id]}})
+    url = "https://example.invalid/base.tar.gz"
+    base = {"mediaType": FOREIGN, "digest": sha256_digest(base_tar.blob), "size": len(base_tar.blob), "urls": [url]}
+    doc = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+           "config": {"mediaType": DOCKER_CONFIG, **fleet.put_blob("win/app", config)},
+           "layers": [base, {"mediaType": DOCKER_LAYER_GZIP, **fleet.put_blob("win/app", top.blob)}]}
+    fleet.put_manifest("win/app:1", doc)
+    line = failed(lock(path, "add", "--platform", AMD, fleet.ref("win/app:1")), 7)
+    assert "foreign" in line and base["digest"] in line and url in line
+    assert not path.exists()
+    fleet.put_blob("win/app", base_tar.blob)  # now the registry serves it
+    ok(lock(path, "add", "--platform", AMD, fleet.ref("win/app:1")))
+    layers = entries_of(path)["app"]["systems"]["x86_64-linux"]["layers"]
+    assert layers[0] == base and "urls" not in layers[1]
 
 
 # -- bad input -----------------------------------------------------------------------------------------------
