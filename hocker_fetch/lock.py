@@ -1,5 +1,10 @@
 """hocker-lock: keep a fleet of pinned images current in one lock file (see lockfile.py for its format).
 
+`add` records the platforms asked for (`--platform`, normalised; default this host's, written out so an
+update on another machine resolves the same) or "all" (every platform the index lists that Nix builds for).
+A single-platform image's config is always fetched: its system is the platform the config declares, which
+must match an explicit --platform.
+
 `update` and `check` are all-or-nothing: one entry that fails (tag deleted, access denied, network) fails
 the run with that entry's exit code, and the file is left byte-identical. `check` exits 1 when an entry
 moved, 0 when none did.
@@ -38,7 +43,7 @@ from .command import (
     run_command,
     say,
 )
-from .errors import UsageError
+from .errors import UsageError, one_line
 from .lockfile import DEFAULT_FILE, Entries, Entry, check_name, default_name
 
 if TYPE_CHECKING:
@@ -67,7 +72,12 @@ def _make_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=DEFAULT_FILE, metavar="PATH", help=f"the lock file (default ./{DEFAULT_FILE})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    def file_option(sp: argparse.ArgumentParser) -> None:
+        # also after the command (`hocker-lock check --file x`); SUPPRESS keeps the one given before it
+        sp.add_argument("--file", default=argparse.SUPPRESS, metavar="PATH", help="the lock file")
+
     def network(sp: argparse.ArgumentParser) -> None:
+        file_option(sp)
         g = sp.add_argument_group("registry")
         add_connection_options(g)
         g.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
@@ -88,8 +98,10 @@ def _make_parser() -> argparse.ArgumentParser:
         network(sp)
     rm = sub.add_parser("remove", help="remove an entry")
     rm.add_argument("name", metavar="NAME")
+    file_option(rm)
     add_quiet_option(rm)
     ls = sub.add_parser("list", help="show the entries")
+    file_option(ls)
     ls.add_argument("--json", action="store_true", help="print a machine-readable list")
     return p
 
@@ -169,7 +181,7 @@ def cmd_add(args: argparse.Namespace) -> None:
         replaced = name in entries
         entries[name] = entry
         lockfile.write(args.file, entries)
-    if not args.quiet:
+    if replaced or not args.quiet:  # replacing an entry is never silent
         print(f"{PROG}: {'replaced' if replaced else 'added'} {name} ({ref} -> {_short(_digest(entry))}, "
               f"{', '.join(sorted(entry['systems']))}) in {args.file}", file=sys.stderr)
 
@@ -224,7 +236,7 @@ def cmd_resolve(args: argparse.Namespace, write: bool) -> int:
             for key in ("created", "version"):
                 if r["old"][key] or r["new"][key]:
                     line += f", {key} {r['old'][key] or '-'} -> {r['new'][key] or '-'}"
-            print(line)
+            print(one_line(line))  # labels come from registries: no forged extra lines
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
     if not args.quiet and not args.json:
@@ -265,7 +277,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         return
     for r in rows:
         extra = "".join(f" {k} {r[k]}" for k in ("version", "created") if r[k])
-        print(f"{r['name']}  {r['reference']}  {_short(r['digest'])}  {','.join(r['systems'])}{extra}")
+        print(one_line(f"{r['name']}  {r['reference']}  {_short(r['digest'])}  {','.join(r['systems'])}{extra}"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

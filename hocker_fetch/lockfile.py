@@ -132,11 +132,11 @@ def _check_entry(entry: Any) -> None:
             Platform.parse(p)
     if entry.get("index") is not None:
         _descriptor(entry["index"], "index")
-    if entry.get("tag") is None and entry.get("index") is None and len(entry.get("systems") or {}) != 1:
-        raise LockFileError("an entry without tag needs an index or exactly one system")
     systems = entry.get("systems")
     if not isinstance(systems, dict) or not systems:
         raise LockFileError("`systems` must be a non-empty object")
+    if entry.get("tag") is None and entry.get("index") is None and len(systems) != 1:
+        raise LockFileError("an entry without tag needs an index or exactly one system (what it is pinned to)")
     for system, pin in systems.items():
         if system not in NIX_SYSTEMS.values():
             raise LockFileError(f"unknown Nix system {system!r}")

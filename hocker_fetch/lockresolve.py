@@ -10,10 +10,9 @@ so two threads never race for the same scope's token.
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
 from .errors import HockerError, ManifestError, UsageError
 from .lockfile import Entry
@@ -71,7 +70,7 @@ def summary(entry: Optional[Entry]) -> dict[str, Any]:
     return {"digest": top_digest(entry), "created": first.get("created"), "version": first.get("version")}
 
 
-def check_credential_scope(args: Any, hosts: Sequence[str], env: "os._Environ[str] | dict[str, str]") -> None:
+def check_credential_scope(args: Any, hosts: Sequence[str], env: Mapping[str, str]) -> None:
     """Generic credentials (options or DOCKER_* variables) would reach every registry of the run: with entries
     on several hosts they are refused; per-registry logins (docker/podman config) are the way there."""
     from .credentials import from_environment

@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
+import requests
 from support.images import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
     OCI_CONFIG,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -37,6 +41,7 @@ from hocker_fetch import lockfile
 
 BIN = Path(sys.executable).parent
 AMD, ARM = "linux/amd64", "linux/arm64/v8"
+FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -85,6 +90,15 @@ def versioned_layout(directory: Path) -> dict[str, dict]:
     return refs
 
 
+class FleetRegistry(RegistryServer):
+    """The reference registry, told to accept manifests whose foreign layers carry `urls` (as Docker Hub's)."""
+
+    def _write_files(self) -> None:
+        super()._write_files()
+        with open(self.config_file, "a") as f:
+            f.write("validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n")
+
+
 class Fleet:
     def __init__(self, reg: RegistryServer, layout: Path, versioned: Path, policy: Path,
                  refs: dict[str, dict]) -> None:
@@ -98,6 +112,21 @@ class Fleet:
 
     def ref(self, path: str) -> str:
         return f"{self.reg.host}/{path}"
+
+    def put_blob(self, repo: str, data: bytes) -> dict[str, Any]:
+        r = self.reg.http("POST", f"/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        loc = r.headers["Location"]
+        loc = self.reg.url + loc if loc.startswith("/") else loc
+        r = requests.put(f"{loc}{'&' if '?' in loc else '?'}digest={sha256_digest(data)}", data=data, timeout=30)
+        assert r.status_code == 201, r.text
+        return {"digest": sha256_digest(data), "size": len(data)}
+
+    def put_manifest(self, repo_tag: str, doc: dict[str, Any]) -> None:
+        repo, tag = repo_tag.split(":")
+        r = self.reg.http("PUT", f"/v2/{repo}/manifests/{tag}", data=canonical_json(doc),
+                          headers={"Content-Type": doc["mediaType"]})
+        assert r.status_code == 201, r.text
 
     def mark(self) -> int:
         return self.reg.log_file.stat().st_size
@@ -113,7 +142,7 @@ def fleet(test_layout: Path, skopeo_policy: Path, test_pki,
     root = tmp_path_factory.mktemp("fleet")
     versioned = root / "versioned"
     refs = versioned_layout(versioned)
-    reg = RegistryServer(root / "registry", "plain", test_pki).start()
+    reg = FleetRegistry(root / "registry", "plain", test_pki).start()
     try:
         f = Fleet(reg, test_layout, versioned, skopeo_policy, refs)
         for ref, target in (("hello", "lock/hello:1"), ("multi", "lock/multi:1"), ("nested", "deep/a/b/c:1"),
@@ -182,6 +211,9 @@ def test_add_single_multi_all_nested_and_list(fleet: Fleet, tmp_path: Path) -> N
     assert len(text.splitlines()) == 5
     assert re.search(rf"^app  {re.escape(fleet.reg.host)}/lock/app:stable  [0-9a-f]{{12}}  x86_64-linux version 1.0",
                      text, re.M), text
+    after = subprocess.run([str(BIN / "hocker-lock"), "list", "--file", str(path)], capture_output=True, text=True,
+                           env=env(), timeout=60, cwd=tmp_path.parent)  # --file also after the command
+    assert ok(after) == text
     listed = json.loads(ok(lock(path, "list", "--json")))["images"]
     assert [e["name"] for e in listed] == sorted(images)
     m = next(e for e in listed if e["name"] == "multi")
@@ -296,6 +328,76 @@ def test_deleted_tag_fails_and_leaves_the_file(fleet: Fleet, tmp_path: Path) -> 
     assert entries_of(path)["y"]["systems"]["x86_64-linux"]["manifest"]["digest"] == fleet.refs["1.1"]["digest"]
 
 
+def test_head_without_digest_falls_back_to_get_and_failures_keep_their_codes(fleet: Fleet, tmp_path: Path) -> None:
+    """A registry whose HEAD sends no Docker-Content-Digest costs a GET (verified); a 5xx is exit 6, file kept."""
+    from support.faultproxy import FaultProxy
+
+    fleet.push("1.0", "head/app:1")
+    with FaultProxy(fleet.reg.url) as proxy:
+        host = proxy.url.split("//", 1)[1]
+        path = tmp_path / "l.json"
+        ok(lock(path, "add", "--platform", AMD, f"{host}/head/app:1"))
+        manifests = r"/v2/head/app/manifests/"
+        rule = proxy.on("HEAD", manifests, times=3).header("Docker-Content-Digest", None)  # check, check, update
+        before = len(proxy.requests("GET", manifests))
+        r = lock(path, "check")
+        assert r.returncode == 0, r
+        assert rule.hits == 1 and len(proxy.requests("GET", manifests)) == before + 1
+        fleet.push("1.1", "head/app:1")
+        assert lock(path, "check").returncode == 1
+        ok(lock(path, "update"))
+        assert entries_of(path)["app"]["systems"]["x86_64-linux"]["version"] == "1.1" and rule.hits == 3
+
+        fleet.push("1.0", "head/app:1")
+        proxy.on("HEAD", manifests).status(500)
+        before_bytes = path.read_bytes()
+        line = failed(lock(path, "update", "--retries", "0"), 6)
+        assert line.startswith("hocker-lock: app: ")
+        assert path.read_bytes() == before_bytes
+
+
+def test_add_by_digest_and_jobs(fleet: Fleet, tmp_path: Path) -> None:
+    """IMAGE@DIGEST pins without a tag (update then has nothing to follow); --jobs must be positive."""
+    path = tmp_path / "l.json"
+    digest = fleet.refs["1.0"]["digest"]
+    ok(lock(path, "add", "--platform", AMD, fleet.ref(f"lock/app@{digest}")))
+    entry = entries_of(path)["app"]
+    assert entry["tag"] is None and entry["systems"]["x86_64-linux"]["manifest"]["digest"] == digest
+    assert lock(path, "check").returncode == 0
+    assert "--jobs" in failed(lock(path, "check", "-j", "0"), 2)
+
+
+def test_artifacts_refused_and_foreign_layers_kept(fleet: Fleet, tmp_path: Path) -> None:
+    """As docker2nix: an artifact is refused (7); a foreign layer the registry does not serve too, naming it;
+    one it serves is pinned with its foreign media type and urls (the Nix side fetches it from the registry)."""
+    path = tmp_path / "l.json"
+    chart = fleet.put_blob("art/chart", b"chart-bytes")
+    cfg = fleet.put_blob("art/chart", b'{"name": "x"}')
+    fleet.put_manifest("art/chart:1", {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", **cfg},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", **chart}]})
+    assert "OCI artifact" in failed(lock(path, "add", "--platform", "all", fleet.ref("art/chart:1")), 7)
+
+    base_tar = layer([("Files/base.txt", b"foreign base\n")])
+    top = layer([("app.txt", b"app\n")])
+    config = canonical_json({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": [base_tar.diff_id, top.diff_id]}})
+    url = "https://example.invalid/base.tar.gz"
+    base = {"mediaType": FOREIGN, "digest": sha256_digest(base_tar.blob), "size": len(base_tar.blob), "urls": [url]}
+    doc = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+           "config": {"mediaType": DOCKER_CONFIG, **fleet.put_blob("win/app", config)},
+           "layers": [base, {"mediaType": DOCKER_LAYER_GZIP, **fleet.put_blob("win/app", top.blob)}]}
+    fleet.put_manifest("win/app:1", doc)
+    line = failed(lock(path, "add", "--platform", AMD, fleet.ref("win/app:1")), 7)
+    assert "foreign" in line and base["digest"] in line and url in line
+    assert not path.exists()
+    fleet.put_blob("win/app", base_tar.blob)  # now the registry serves it
+    ok(lock(path, "add", "--platform", AMD, fleet.ref("win/app:1")))
+    layers = entries_of(path)["app"]["systems"]["x86_64-linux"]["layers"]
+    assert layers[0] == base and "urls" not in layers[1]
+
+
 # -- bad input -----------------------------------------------------------------------------------------------
 
 def test_bad_lock_files_and_names(fleet: Fleet, tmp_path: Path) -> None:
@@ -318,8 +420,13 @@ def test_bad_lock_files_and_names(fleet: Fleet, tmp_path: Path) -> None:
         json.dumps({"images": {"1a": entry}, "version": 1}): "invalid name '1a'",
     }
     for text, message in cases.items():
+        with pytest.raises(lockfile.LockFileError, match=re.escape(message)):
+            lockfile.loads(text, "l.json")
+    # through the command line: every command refuses (before any network), one line, file untouched
+    for i, (text, message) in enumerate(cases.items()):
         path.write_text(text)
-        for cmd in (["check"], ["update"], ["list"], ["add", fleet.ref("lock/hello:1")]):
+        for cmd in ([["check"], ["update"], ["list"], ["add", fleet.ref("lock/hello:1")]] if i == 0 else
+                    [[("check", "update", "list")[i % 3]]]):
             line = failed(lock(path, *cmd), 2)
             assert message in line and str(path) in line, (cmd, line)
             assert path.read_text() == text
@@ -372,11 +479,10 @@ def test_private_registry_credentials_and_one_token_per_scope(token_registry: Re
     # wrong password: exit 3, file untouched
     before = path.read_bytes()
     bad = _docker_config(tmp_path / "bad", reg, "wrong-password")
-    for cmd in ("update", "check"):
-        line = failed(lock(path, cmd, "secret", DOCKER_CONFIG=str(bad)), 3)
-        assert line.startswith("hocker-lock: secret: ") and "wrong-password" not in line
-        line = failed(lock(path, cmd, "secret", "-u", str(reg.username), "-p", "wrong-password"), 3)
-        assert "wrong-password" not in line
+    line = failed(lock(path, "update", "secret", DOCKER_CONFIG=str(bad)), 3)
+    assert line.startswith("hocker-lock: secret: ") and "wrong-password" not in line
+    line = failed(lock(path, "check", "-u", str(reg.username), "-p", "wrong-password"), 3)
+    assert "wrong-password" not in line
     assert path.read_bytes() == before
 
     # generic credentials with entries on two registries: refused, with advice
@@ -390,6 +496,22 @@ def test_private_registry_credentials_and_one_token_per_scope(token_registry: Re
     ok(lock(path, "check", "secret", DOCKER_USER=str(reg.username), DOCKER_PASS=reg.password))
 
 
+def test_tls_registry_with_ca_file_and_basic_auth(basic_registry: RegistryServer, tmp_path: Path) -> None:
+    """https with --ca-file and Basic auth: the same connection options as the other tools."""
+    reg = basic_registry
+    assert reg.ca_file and reg.password
+    path = tmp_path / "l.json"
+    creds = ["--ca-file", reg.ca_file, "-u", str(reg.username), "--password-stdin"]
+    ok(lock(path, "add", "--platform", AMD, *creds, f"{reg.host}/a/b/c:nested", stdin=reg.password + "\n"))
+    entry = entries_of(path)["c"]
+    assert entry["registry"] == f"https://{reg.host}/v2/" and entry["repository"] == "a/b/c"
+    assert password_free(path, reg.password)
+    assert lock(path, "check", *creds, stdin=reg.password + "\n").returncode == 0
+    # without the CA the certificate cannot be verified: a network/TLS failure naming the entry, not a traceback
+    line = failed(lock(path, "check", "--retries", "0", "-u", str(reg.username), "-p", reg.password), 6)
+    assert line.startswith("hocker-lock: c: ")
+
+
 def password_free(path: Path, password: str) -> bool:
     return password not in path.read_text()
 
@@ -401,8 +523,9 @@ def test_concurrent_updates_and_adds_keep_every_change(fleet: Fleet, tmp_path: P
     for n in names + ["new0", "new1"]:
         fleet.push("1.0", f"race/{n}:1")
     path = tmp_path / "l.json"
-    for n in names:
-        ok(lock(path, "add", "--platform", AMD, fleet.ref(f"race/{n}:1")))
+    ok(lock(path, "add", "--platform", AMD, fleet.ref("race/app0:1")))
+    first = entries_of(path)["app0"]  # the others pin the same image in their own repositories
+    path.write_text(lockfile.dumps({n: {**first, "repository": f"race/{n}"} for n in names}))
     for n in names:
         fleet.push("1.1", f"race/{n}:1")
 
