@@ -45,6 +45,7 @@ from typing import Any, Iterator, Optional
 from .errors import HockerError, UsageError
 from .manifest import Descriptor, Platform
 from .nixgen import NIX_SYSTEMS, nix_system
+from .reference import TAG, parse_reference
 
 FORMAT_VERSION = 1
 DEFAULT_FILE = "images.lock.json"
@@ -122,8 +123,13 @@ def _check_entry(entry: Any) -> None:
     for key in ("host", "registry", "repository"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             raise LockFileError(f"`{key}` must be a non-empty string")
-    if entry.get("tag") is not None and not isinstance(entry["tag"], str):
-        raise LockFileError("`tag` must be a string or null")
+    tag = entry.get("tag")
+    if tag is not None and not (isinstance(tag, str) and TAG.fullmatch(tag)):
+        raise LockFileError(f"`tag` must be a tag or null, not {tag!r}")
+    ref = parse_reference(f"{entry['host']}/{entry['repository']}")  # UsageError names what is malformed
+    if (ref.registry, ref.repository) != (entry["host"], entry["repository"]):
+        raise LockFileError(f"`host` and `repository` are not in normal form (expected {ref.registry!r} and "
+                            f"{ref.repository!r})")
     platforms = entry.get("platforms")
     if platforms != "all":
         if not isinstance(platforms, list) or not platforms or not all(isinstance(p, str) for p in platforms):

@@ -418,6 +418,11 @@ def test_bad_lock_files_and_names(fleet: Fleet, tmp_path: Path) -> None:
         json.dumps({"images": {"a": {**entry, "index": {"digest": "sha256:xyz", "mediaType": "m", "size": 1}}},
                     "version": 1}): "entry 'a': index:",
         json.dumps({"images": {"1a": entry}, "version": 1}): "invalid name '1a'",
+        json.dumps({"images": {"a": {**entry, "repository": "Up/Per"}}, "version": 1}): "entry 'a': invalid image",
+        json.dumps({"images": {"a": {**entry, "host": "docker.io", "repository": "debian"}}, "version": 1}):
+            "entry 'a': `host` and `repository` are not in normal form (expected 'registry-1.docker.io' and "
+            "'library/debian')",
+        json.dumps({"images": {"a": {**entry, "tag": "a b"}}, "version": 1}): "entry 'a': `tag` must be a tag",
     }
     for text, message in cases.items():
         with pytest.raises(lockfile.LockFileError, match=re.escape(message)):
