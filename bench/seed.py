@@ -31,6 +31,9 @@ OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 IMAGE_REPO = "bench/img"
 BLOB_REPO = "bench/blobs"
 LAYER_SEEDS = [f"img-layer-{i}" for i in range(4)]
+MANY_REPO = "bench/many"
+MANY_SEEDS = [f"many-layer-{i}" for i in range(40)]
+SMALL = 256 << 10  # the small layers of issue 13's cases (9, 10, 11): start-up, not bytes
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,8 @@ def seed(reg: RegistryServer, scratch: Path, sizes: Sizes, needs: set[str],
          ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, int]]]:
     """Push what the chosen cases need (names from their `needs`); return the images and blobs by name.
 
-    Images: v1 (4 layers), v2 (v1 with its last layer changed). Blobs: throughput, rss_small, rss_large.
+    Images: v1 (4 layers), v2 (v1 with its last layer changed), many40/many10 (40/10 layers of 256 KiB).
+    Blobs: throughput, rss_small, rss_large, small (256 KiB).
     """
     seeder = Seeder(reg, scratch)
     images: dict[str, dict[str, Any]] = {}
@@ -172,6 +176,11 @@ def seed(reg: RegistryServer, scratch: Path, sizes: Sizes, needs: set[str],
         images["v1"] = seeder.image(IMAGE_REPO, "v1", LAYER_SEEDS, sizes.layer)
     if "v2" in needs:
         images["v2"] = seeder.image(IMAGE_REPO, "v2", LAYER_SEEDS[:3] + ["img-layer-3-changed"], sizes.layer)
+    for key, n in (("many40", 40), ("many10", 10)):
+        if key in needs:
+            images[key] = seeder.image(MANY_REPO, f"l{n}", MANY_SEEDS[:n], SMALL)
+    if "small" in needs:
+        blobs["small"] = seeder.blob(BLOB_REPO, "blob-small", SMALL)
     if "throughput" in needs:
         blobs["throughput"] = seeder.blob(BLOB_REPO, "blob-throughput", sizes.blob)
     if "rss_small" in needs:

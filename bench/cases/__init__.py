@@ -2,8 +2,8 @@
 compares and its target)."""
 from __future__ import annotations
 
-from . import cold_start, image, nix_build, pin, rebuild, rss, throughput
+from . import cold_start, image, many_layers, nix_build, pin, pin_tag, rebuild, rss, small_layer, throughput
 from .base import CaseUnit
 
 CASES: list[CaseUnit] = [image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
-                         cold_start.UNIT]
+                         cold_start.UNIT, many_layers.UNIT, small_layer.UNIT, pin_tag.UNIT]
