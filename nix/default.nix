@@ -173,6 +173,10 @@ let
     in if builtins.stringLength full <= 207 then full
        else "${builtins.substring 0 (207 - 33 - builtins.stringLength suffix) base}-${builtins.substring 0 32 (builtins.hashString "sha256" full)}${suffix}";
 
+  # The command a fixed-output builder runs. A cold build starts one per layer, so blobs skip the console-script
+  # wrapper: the interpreter runs the lean entry point directly (hocker_fetch.fetchblob is hocker-layer).
+  command = tool: if tool == "hocker-layer" then [ python "-m" "hocker_fetch.fetchblob" ] else [ (bin tool) ];
+
   fixedOutput = { name, tool, toolArgs, hash, sha256, default }:
     if hash != null && sha256 != null
     then throw "hocker-fetch: ${name}: give either hash or sha256, not both"
@@ -180,7 +184,7 @@ let
       inherit name;
       system = buildSystem;
       builder = shell;
-      args = [ "-c" (sslPrelude + fetchScript) "hocker-fetch" (bin tool) "--quiet" ] ++ toolArgs;
+      args = [ "-c" (sslPrelude + fetchScript) "hocker-fetch" ] ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
       outputHashMode = "flat";
       outputHashAlgo = "sha256";
       outputHash =
