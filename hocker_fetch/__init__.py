@@ -6,16 +6,16 @@ builder that fetches one blob does not pay for importlib.metadata (about 0.05 s 
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 _PREFIX, _SUFFIX = "hocker_fetch-", ".dist-info"
 
 
-def _version() -> str:
+def _version(package_dir: Optional[str] = None) -> str:
     """setup.cfg is the one place the version is written. Installed (a wheel, the Nix package), it is in the name
     of the `hocker_fetch-VERSION.dist-info` directory next to this package (PEP 427/627), read with one listdir;
     from a checkout (or an editable install), setup.cfg itself; otherwise importlib.metadata's answer."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    parent = os.path.dirname(here)
+    parent = os.path.dirname(package_dir or os.path.dirname(os.path.abspath(__file__)))
     try:
         names = os.listdir(parent)
     except OSError:
