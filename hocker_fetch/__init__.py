@@ -23,21 +23,35 @@ def _version(package_dir: Optional[str] = None) -> str:
     found = [n[len(_PREFIX):-len(_SUFFIX)] for n in names if n.startswith(_PREFIX) and n.endswith(_SUFFIX)]
     if len(found) == 1:
         return found[0]
-    cfg = os.path.join(parent, "setup.cfg")
-    if os.path.isfile(cfg):
-        import configparser
-
-        parser = configparser.ConfigParser()
-        parser.read(cfg)
-        version = parser.get("metadata", "version", fallback=None)
-        if version:
-            return version
+    version = _setup_cfg_version(os.path.join(parent, "setup.cfg"))
+    if version:
+        return version
     from importlib import metadata
 
     try:
         return metadata.version("hocker-fetch")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def _setup_cfg_version(path: str) -> Optional[str]:
+    """`version = X` of setup.cfg's [metadata] section, read line by line (configparser compiles regexes at import,
+    a few ms per process for one value)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    section = ""
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+        elif section == "metadata" and not line[:1].isspace() and "=" in stripped:
+            key, value = (part.strip() for part in stripped.split("=", 1))
+            if key == "version" and value:
+                return value
+    return None
 
 
 def __getattr__(name: str) -> str:

@@ -19,11 +19,11 @@ from .base import CaseUnit
 # (case id, image key in seed.py, layers, target ratio ours / peer)
 VARIANTS: tuple[tuple[str, str, int, float], ...] = (("9", "many40", 40, 2.0), ("9b", "many10", 10, 1.0))
 
-CURL_FOD = """builtins.derivation {{
+CURL_FOD = """(builtins.derivation {{
     name = "curl-{hex}"; system = builtins.currentSystem; builder = "/bin/sh";
     args = [ "-c" "exec /usr/bin/curl -sSf -o $out http://{host}/v2/{repo}/blobs/sha256:{hex}" ];
     outputHashMode = "flat"; outputHashAlgo = "sha256"; outputHash = "{hex}"; preferLocalBuild = true;
-  }}"""
+  }})"""
 
 
 def curl_floor(ws: Workspace, key: str) -> Path:
