@@ -17,7 +17,8 @@
 , cacert ? null
   # the Nix system the builders run on; default: the hocker package's own, else the current system (impure only)
 , system ? null
-  # an interpreter that can import hocker_fetch: builds the non-fixed-output derivations, runs compositeImage.sh.
+  # an interpreter that can import hocker_fetch: runs the blob fetchers (-m hocker_fetch.fetchblob), builds the
+  # non-fixed-output derivations, runs compositeImage.sh.
   # The package names its own (passthru.hockerFetchPython, under libexec/); a virtualenv has bin/python.
 , python ? (if builtins.isAttrs hocker && hocker ? hockerFetchPython
             then "${hocker}/${hocker.hockerFetchPython}" else "${hocker}/bin/python")
@@ -130,7 +131,7 @@ let
       path = toString (/. + "/${stripScheme registry}/${repository}/${imageName}");
     in builtins.substring 1 (builtins.stringLength path - 1) path;
 
-  # Runs a hocker console script; adds the credentials file only when no impure variable carries credentials.
+  # Runs a hocker tool (a console script, or the interpreter on hocker_fetch.fetchblob); adds the credentials file only when no impure variable carries credentials.
   # Under a nix-daemon the builder is a build user in the sandbox: a file outside extra-sandbox-paths does not
   # exist there, one not readable by group nixbld cannot be read. A file the user named (credentialsFileExplicit),
   # or one that exists but cannot be read, fails the build with one line (exit 3, as hocker's auth errors)
