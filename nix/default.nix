@@ -131,7 +131,8 @@ let
       path = toString (/. + "/${stripScheme registry}/${repository}/${imageName}");
     in builtins.substring 1 (builtins.stringLength path - 1) path;
 
-  # Runs a hocker tool (a console script, or the interpreter on hocker_fetch.fetchblob); adds the credentials file only when no impure variable carries credentials.
+  # Runs a hocker tool (a console script, or the interpreter on hocker_fetch.fetchblob); adds the credentials file
+  # only when no impure variable carries credentials.
   # Under a nix-daemon the builder is a build user in the sandbox: a file outside extra-sandbox-paths does not
   # exist there, one not readable by group nixbld cannot be read. A file the user named (credentialsFileExplicit),
   # or one that exists but cannot be read, fails the build with one line (exit 3, as hocker's auth errors)
