@@ -2,7 +2,7 @@
 
 A cold `nix-build` starts one Python process per layer, so this entry point imports only what fetching one
 blob needs: the shared option parser (command.py, so every tool takes the same options), the reference, the
-credentials and the registry client, nothing of manifests' platforms, archives, templates or importlib.metadata.
+credentials and the registry client; nothing of platforms, archives, templates, ctypes or the other tools.
 The bytes still go through the one RegistryClient/Transport (auth challenges, retries, TLS, redirects) and are
 verified against the digest while they stream; the output appears only complete (atomic.py).
 """
