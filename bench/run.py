@@ -14,8 +14,9 @@ Without the wrapper, from the repository root: `.venv/bin/python -m bench.run --
 Cases (see issue 4 and bench/cases/): 1 hocker-image vs skopeo copy to a docker-archive; 2 hocker-layer vs
 curl -o; 3 docker2nix vs skopeo copy + nix-hash; 4 nix-build of docker2nix output vs a skopeo FOD (pullImage),
 empty store; 5 rebuild after one layer changed (bytes fetched); 6 peak RSS of hocker-layer; 7 cold start
-(--help); 8 hocker-lock check/update of a 50-image lock vs 50 skopeo inspects. The timing is in harness.py,
-the registry and its content in seed.py, the Nix setup in nix.py.
+(--help); 8 hocker-lock check/update of a 50-image lock vs 50 skopeo inspects; 9/9b nix-build of 40/10
+small layers vs the skopeo FOD; 10 one small layer vs curl; 11 pin one tag vs skopeo inspect (issue 13). The
+timing is in harness.py, the registry and its content in seed.py, the Nix setup in nix.py.
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke test, minutes -> seconds)")
     p.add_argument("--repeat", type=int, default=None, help="runs per case and tool (default 5; 2 with --quick)")
-    p.add_argument("--cases", default="1,2,3,4,5,6,7,8", help="comma-separated case numbers (default all)")
+    p.add_argument("--cases", default=",".join(u.id for u in CASES),
+                   help="comma-separated case numbers (default all)")
     p.add_argument("--nix-max-jobs", default="auto",
                    help="Nix max-jobs for cases 4-5 (default auto, NixOS's default; Nix's built-in default is 1)")
     p.add_argument("--start-runs", type=int, default=10, help="runs per script for the cold-start case")

@@ -32,6 +32,9 @@ IMAGE_REPO = "bench/img"
 BLOB_REPO = "bench/blobs"
 LAYER_SEEDS = [f"img-layer-{i}" for i in range(4)]
 FLEET_SIZE = 50  # images in the lock file of the lock case
+MANY_REPO = "bench/many"
+MANY_SEEDS = [f"many-layer-{i}" for i in range(40)]
+SMALL = 256 << 10  # the small layers of issue 13's cases (9, 10, 11): start-up, not bytes
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,8 @@ def seed(reg: RegistryServer, scratch: Path, sizes: Sizes, needs: set[str],
     """Push what the chosen cases need (names from their `needs`); return the images and blobs by name.
 
     Images: v1 (4 layers), v2 (v1 with its last layer changed), fleet (FLEET_SIZE small repositories with a
-    movable tag `current`). Blobs: throughput, rss_small, rss_large.
+    movable tag `current`), many40/many10 (40/10 layers of 256 KiB).
+    Blobs: throughput, rss_small, rss_large, small (256 KiB).
     """
     seeder = Seeder(reg, scratch)
     images: dict[str, dict[str, Any]] = {}
@@ -202,6 +206,11 @@ def seed(reg: RegistryServer, scratch: Path, sizes: Sizes, needs: set[str],
         images["v1"] = seeder.image(IMAGE_REPO, "v1", LAYER_SEEDS, sizes.layer)
     if "v2" in needs:
         images["v2"] = seeder.image(IMAGE_REPO, "v2", LAYER_SEEDS[:3] + ["img-layer-3-changed"], sizes.layer)
+    for key, n in (("many40", 40), ("many10", 10)):
+        if key in needs:
+            images[key] = seeder.image(MANY_REPO, f"l{n}", MANY_SEEDS[:n], SMALL)
+    if "small" in needs:
+        blobs["small"] = seeder.blob(BLOB_REPO, "blob-small", SMALL)
     if "throughput" in needs:
         blobs["throughput"] = seeder.blob(BLOB_REPO, "blob-throughput", sizes.blob)
     if "rss_small" in needs:

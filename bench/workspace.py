@@ -6,6 +6,7 @@ tools nor the peers pick up the caller's configuration.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import tempfile
 from pathlib import Path
@@ -43,7 +44,13 @@ class Workspace:
         (self.work / "home").mkdir()
 
     def start(self, needs: set[str]) -> None:
-        """Start the registry and seed what the chosen cases need."""
+        """Compile hocker_fetch's bytecode, start the registry and seed what the chosen cases need.
+
+        The Nix package ships compiled bytecode (nixpkgs compiles every Python package), while this venv's
+        editable checkout has none when PYTHONDONTWRITEBYTECODE is set (the Nix builders set it): every process
+        would recompile the package. Compiling once makes the venv stand in for the package honestly.
+        """
+        compileall.compile_dir(str(REPO / "hocker_fetch"), quiet=1)
         self.reg = start_registry(self.work / "registry")
         self.images, self.blobs = seed(self.reg, self.work, self.sizes, needs)
 

@@ -11,8 +11,6 @@ never anything under the target's name.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import functools
 import os
@@ -234,7 +232,11 @@ _AT_FDCWD = -100
 
 @functools.lru_cache(maxsize=1)
 def _renameat2() -> Optional[Callable[..., int]]:
-    """libc's renameat2, looked up once; None where the C library lacks it."""
+    """libc's renameat2, looked up once; None where the C library lacks it (ctypes, whose import costs a
+    subprocess import, only for AtomicDir: not every blob fetch)."""
+    import ctypes
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         fn = libc.renameat2
@@ -253,6 +255,8 @@ def _exchange(a: str, b: str) -> bool:
     rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if rc == 0:
         return True
+    import ctypes
+
     err = ctypes.get_errno()
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
         return False

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import requests
 
 from .credentials import Credentials, from_environment, nix_build_hint, parse_credentials_file, user_password
-from .dockerconfig import from_docker_config
 from .errors import AuthError, RegistryError, UsageError
 from .transport import check_transport
 
@@ -63,6 +62,8 @@ def resolve_credentials(
     found = from_environment(env)
     if found is not None:
         return found
+    from .dockerconfig import from_docker_config  # the weakest source: only read when all others are absent
+
     return from_docker_config(registry_host, env)
 
 

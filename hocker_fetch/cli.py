@@ -1,4 +1,5 @@
-"""hocker's four tools: hocker-manifest, hocker-config, hocker-layer and hocker-image (thin entry points).
+"""hocker's four tools: hocker-manifest, hocker-config, hocker-layer and hocker-image (thin entry points;
+hocker-layer's is fetchblob.py, which the Nix fixed-output builders run directly).
 
 Each parses its command line (command.py), and hands the work to the registry client, image.py or atomic.py.
 """
@@ -69,37 +70,10 @@ def config_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def layer_main(argv: Optional[Sequence[str]] = None) -> int:
-    prog = "hocker-layer"
-    p = make_parser(prog, "Download one blob (a layer, still compressed) by digest, verified while it streams.",
-                tag_help="ignored (hocker compatibility: Nix passes a tag)")
-    p.add_argument("--layer", required=True, metavar="DIGEST", help="sha256:HEX or bare HEX")
-    p.add_argument("--size", type=int, metavar="BYTES", help="expected size, checked as well (optional)")
-    p.add_argument("--foreign", action="store_true",
-                   help="the blob is a foreign (non-distributable) layer: say so if the registry does not serve it")
-    add_out_option(p, required=True)
-    args = p.parse_args(argv)
+    """hocker-layer lives in fetchblob.py, the lean entry point the Nix fixed-output builders run."""
+    from .fetchblob import main
 
-    def body() -> None:
-        from .atomic import AtomicFile
-        from .digest import parse_digest
-        from .errors import NotFoundError, foreign_not_served
-        from .progress import Progress
-        from .sinks import FileSink
-
-        digest = parse_digest(args.layer)
-        ref = image_reference(args)
-        with make_client(args, ref, prog) as client, AtomicFile(args.out) as f:
-            progress = Progress(prog, args.size, 1, enabled=not args.quiet and sys.stderr.isatty())
-            try:
-                client.fetch_blob(ref.repository, digest, args.size, FileSink(f.file), progress=progress.add)
-            except NotFoundError as exc:
-                raise foreign_not_served(exc) if args.foreign else exc from None
-            progress.item_done()
-            progress.close()
-            f.commit()
-        print(args.out)
-
-    return run_command(prog, body)
+    return main(argv)
 
 
 def image_main(argv: Optional[Sequence[str]] = None) -> int:

@@ -32,7 +32,6 @@ from .manifest import (
     Platform,
     parse_manifest,
 )
-from .platforms import resolve_platforms
 from .reference import Reference
 from .sinks import BlobSink, BytesSink
 from .transport import (
@@ -195,6 +194,8 @@ class RegistryClient:
         `explicit`: the user asked for `platform` (not a default), so an image whose platform no index states
         has its config fetched and must be for `platform` (see resolve_platforms).
         """
+        from .platforms import resolve_platforms  # not needed to fetch a blob (fetchblob.py)
+
         top = self.get_parsed(ref.repository, ref.reference)
         if platform is None and isinstance(top, ImageIndex):
             raise ManifestError(f"{ref} is a multi-platform index; choose one with --platform")

@@ -11,8 +11,6 @@ import base64
 import binascii
 import json
 import os
-import shutil
-import subprocess
 from typing import Any, Mapping
 
 from .credentials import Credentials, user_password
@@ -149,6 +147,9 @@ def _run_helper(
     """
     if not helper or "/" in helper or os.sep in helper or helper != helper.strip():
         raise UsageError(f"{origin}: invalid credential helper name {one_line(helper)!r}")
+    import shutil
+    import subprocess
+
     program = f"docker-credential-{helper}"
     executable = shutil.which(program, path=env.get("PATH", os.defpath))
     if executable is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform as _platform
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
@@ -93,7 +92,9 @@ _ARCH_ALIASES = {
 
 def host_platform() -> Platform:
     """The host's Linux platform: what `docker pull` would pick here."""
-    return Platform("linux", _platform.machine() or "amd64").normalized()
+    import platform  # only for the default platform: a blob fetch never needs it
+
+    return Platform("linux", platform.machine() or "amd64").normalized()
 
 
 @dataclass(frozen=True)

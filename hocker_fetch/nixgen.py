@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -178,12 +179,56 @@ class ImagePin:
 
 
 
-@functools.lru_cache(maxsize=1)
-def _environment() -> "jinja2.Environment":
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+# templates/*.j2 compiled to Python modules (jinja2's ModuleLoader) by scripts/compile-templates, and committed:
+# docker2nix then skips jinja2's lexer, parser and code generator on every run. SOURCES lists the sha256 of each
+# .j2 they were compiled from; the compiled forms are used only while those match.
+COMPILED = os.path.join(TEMPLATES, "compiled")
+SOURCES = "SOURCES"
+
+
+def template_sources() -> str:
+    """`<sha256>  <name>` per template source, sorted: what SOURCES says when the compiled forms are current."""
+    import hashlib
+
+    lines = []
+    for name in sorted(n for n in os.listdir(TEMPLATES) if n.endswith(".j2")):
+        with open(os.path.join(TEMPLATES, name), "rb") as f:
+            lines.append(f"{hashlib.sha256(f.read()).hexdigest()}  {name}\n")
+    return "".join(lines)
+
+
+def compiled_current() -> bool:
+    try:
+        with open(os.path.join(COMPILED, SOURCES)) as f:
+            return f.read() == template_sources()
+    except OSError:
+        return False
+
+
+def compile_templates(target: str = COMPILED) -> None:
+    """(Re)write the compiled templates and their SOURCES (scripts/compile-templates)."""
+    os.makedirs(target, exist_ok=True)
+    for old in os.listdir(target):
+        if old.endswith(".py") or old == SOURCES:
+            os.unlink(os.path.join(target, old))
+    _environment(compiled=False).compile_templates(target, zip=None, ignore_errors=False,
+                                                   filter_func=lambda name: name.endswith(".j2") and "/" not in name)
+    with open(os.path.join(target, SOURCES), "w") as f:
+        f.write(template_sources())
+
+
+@functools.lru_cache(maxsize=2)
+def _environment(compiled: bool = True) -> "jinja2.Environment":
+    """The templates' environment: from the compiled modules when they are current, else from the .j2 sources
+    (also when this jinja2 cannot import modules compiled by another version: ChoiceLoader falls through)."""
     import jinja2
 
+    loader: jinja2.BaseLoader = jinja2.FileSystemLoader(TEMPLATES)
+    if compiled and compiled_current():
+        loader = jinja2.ChoiceLoader([jinja2.ModuleLoader(COMPILED), loader])
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("hocker_fetch", "templates"),
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

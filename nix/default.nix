@@ -18,7 +18,8 @@
 , cacert ? null
   # the Nix system the builders run on; default: the hocker package's own, else the current system (impure only)
 , system ? null
-  # an interpreter that can import hocker_fetch: builds the non-fixed-output derivations, runs compositeImage.sh.
+  # an interpreter that can import hocker_fetch: runs the blob fetchers (-m hocker_fetch.fetchblob), builds the
+  # non-fixed-output derivations, runs compositeImage.sh.
   # The package names its own (passthru.hockerFetchPython, under libexec/); a virtualenv has bin/python.
 , python ? (if builtins.isAttrs hocker && hocker ? hockerFetchPython
             then "${hocker}/${hocker.hockerFetchPython}" else "${hocker}/bin/python")
@@ -131,7 +132,8 @@ let
       path = toString (/. + "/${stripScheme registry}/${repository}/${imageName}");
     in builtins.substring 1 (builtins.stringLength path - 1) path;
 
-  # Runs a hocker console script; adds the credentials file only when no impure variable carries credentials.
+  # Runs a hocker tool (a console script, or the interpreter on hocker_fetch.fetchblob); adds the credentials file
+  # only when no impure variable carries credentials.
   # Under a nix-daemon the builder is a build user in the sandbox: a file outside extra-sandbox-paths does not
   # exist there, one not readable by group nixbld cannot be read. A file the user named (credentialsFileExplicit),
   # or one that exists but cannot be read, fails the build with one line (exit 3, as hocker's auth errors)
@@ -174,6 +176,10 @@ let
     in if builtins.stringLength full <= 207 then full
        else "${builtins.substring 0 (207 - 33 - builtins.stringLength suffix) base}-${builtins.substring 0 32 (builtins.hashString "sha256" full)}${suffix}";
 
+  # The command a fixed-output builder runs. A cold build starts one per layer, so blobs skip the console-script
+  # wrapper: the interpreter runs the lean entry point directly (hocker_fetch.fetchblob is hocker-layer).
+  command = tool: if tool == "hocker-layer" then [ python "-m" "hocker_fetch.fetchblob" ] else [ (bin tool) ];
+
   fixedOutput = { name, tool, toolArgs, hash, sha256, default }:
     if hash != null && sha256 != null
     then throw "hocker-fetch: ${name}: give either hash or sha256, not both"
@@ -181,7 +187,7 @@ let
       inherit name;
       system = buildSystem;
       builder = shell;
-      args = [ "-c" (sslPrelude + fetchScript) "hocker-fetch" (bin tool) "--quiet" ] ++ toolArgs;
+      args = [ "-c" (sslPrelude + fetchScript) "hocker-fetch" ] ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
       outputHashMode = "flat";
       outputHashAlgo = "sha256";
       outputHash =

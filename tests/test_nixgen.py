@@ -97,6 +97,39 @@ def test_hocker_shape_is_kept() -> None:
         assert snippet in body
 
 
+def test_compiled_templates_are_current_and_render_identically(tmp_path: Path, monkeypatch) -> None:
+    """Issue 13: docker2nix renders from templates compiled ahead of time (jinja2 ModuleLoader). They must be what
+    this jinja2 compiles the .j2 sources to (else: bash scripts/compile-templates), be the ones used, and render
+    every golden case exactly as the sources do."""
+    from hocker_fetch import nixgen
+
+    assert nixgen.compiled_current(), "stale hocker_fetch/templates/compiled: run bash scripts/compile-templates"
+    fresh = tmp_path / "fresh"
+    nixgen.compile_templates(str(fresh))
+    committed = Path(nixgen.COMPILED)
+    assert sorted(p.name for p in fresh.iterdir()) == sorted(p.name for p in committed.iterdir()
+                                                             if p.name != "__pycache__")
+    for p in fresh.iterdir():
+        assert p.read_bytes() == (committed / p.name).read_bytes(), p.name
+    for name in ("image.nix.j2", "multi.nix.j2", "_blobs.nix.j2"):
+        assert nixgen._environment().get_template(name).filename.startswith(str(committed)), name
+        assert nixgen._environment(compiled=False).get_template(name).filename.endswith(f"templates/{name}")
+
+    compiled = cases()
+    original = nixgen._environment
+    monkeypatch.setattr(nixgen, "_environment", lambda compiled=True: original(compiled=False))
+    assert cases() == compiled
+
+    # an edited .j2 whose compiled form was not regenerated is never used
+    copy = tmp_path / "templates"
+    shutil.copytree(nixgen.TEMPLATES, copy)
+    monkeypatch.setattr(nixgen, "TEMPLATES", str(copy))
+    monkeypatch.setattr(nixgen, "COMPILED", str(copy / "compiled"))
+    assert nixgen.compiled_current()
+    (copy / "image.nix.j2").write_text((copy / "image.nix.j2").read_text() + "# edited\n")
+    assert not nixgen.compiled_current()
+
+
 @pytest.fixture(scope="module")
 def nix_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if shutil.which("nix-instantiate") is None:
