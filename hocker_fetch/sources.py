@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Optional, TypeVar
 
 from .auth import RegistryAuth
 from .credentials import Credentials
-from .errors import HockerError, NotFoundError
+from .errors import AuthError, HockerError, NotFoundError
 from .mirrors import MirrorConfig, Source
 from .transport import ClientOptions, Transport, is_loopback
 
@@ -85,7 +85,7 @@ class Endpoints:
                     if not isinstance(exc, NotFoundError):
                         self._dead.add(src.host)
                 nxt = sources[i + 1]
-                self.log(f"{what}: skipping mirror {src.host} ({_why(exc, what)}); trying "
+                self.log(f"{what}: skipping mirror {src.host} ({_why(exc, what, src.host)}); trying "
                          f"{'mirror ' if nxt.mirror else ''}{nxt.host}")
         raise AssertionError("the origin is always the last source")  # pragma: no cover
 
@@ -116,7 +116,9 @@ class Endpoints:
         return Endpoint(src.host, transport, RegistryAuth(transport.send, creds, insecure=insecure), src.mirror)
 
 
-def _why(exc: HockerError, what: str) -> str:
-    """The failure without the repeated subject."""
+def _why(exc: HockerError, what: str, host: str) -> str:
+    """The failure without the repeated subject (and, for a login, where a mirror's login comes from)."""
+    if isinstance(exc, AuthError):
+        return f"access denied; a mirror is sent only the login the docker/podman auth file has for {host}"
     text = str(exc)
     return text[len(what) + 2:] if text.startswith(what + ": ") else text
