@@ -3,7 +3,8 @@
 mirrors.py says where a request may go, in order; this module keeps one connection (transport + auth state)
 per host and walks that order: a mirror that fails in any way, or whose bytes do not match their digest, is
 skipped with one line on stderr and the next source is tried; the origin comes last and its failure is the
-error. A mirror gets one attempt per request, no retries (the retry budget, --retries, is the origin's), and
+error. A mirror gets one attempt per request, no retries (the retry budget, --retries, is the origin's) and
+at most MIRROR_CONNECT_TIMEOUT to accept the connection (--timeout still bounds a silent read), and
 a mirror that failed for any reason but "not found" is not asked again by this process: a dead or lying
 mirror costs one timeout, not one per blob. Mirrors are sent only the credentials the docker/podman config
 holds for their own host; what the user gave on the command line or in the environment is for the origin.
@@ -22,6 +23,9 @@ from .mirrors import MirrorConfig, Source
 from .transport import ClientOptions, Transport, is_loopback
 
 T = TypeVar("T")
+#: seconds to wait for a mirror to accept a connection: a mirror is meant to be near, and an unreachable one
+#: (packets dropped, no refusal) would otherwise cost the origin's 30 s in every process, i.e. every Nix fetcher
+MIRROR_CONNECT_TIMEOUT = 5.0
 
 
 @dataclass
@@ -102,7 +106,8 @@ class Endpoints:
     def _make(self, src: Source) -> Endpoint:
         """A mirror's endpoint: no retries, its own credentials; a rewritten origin: the origin's settings."""
         insecure = self.options.insecure or src.insecure
-        options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries)
+        options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries,
+                          connect_timeout=MIRROR_CONNECT_TIMEOUT if src.mirror else self.options.connect_timeout)
         host = src.host.strip("[]").rsplit(":", 1)[0] if not src.host.startswith("[") else src.host[1:].split("]")[0]
         transport = Transport(f"https://{src.host}", options, may_fall_back=insecure or is_loopback(host),
                               log=self.log, env=self.env, sleep=self.sleep)

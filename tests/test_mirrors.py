@@ -141,19 +141,21 @@ def _faults(kind: str, proxy: FaultProxy) -> str:
         return f"127.0.0.1:{free_port()}"  # nothing listens there
     if kind == "500":
         proxy.on(None, ".*").status(500)
+    elif kind == "stall":  # accepts, reads the request, never answers: --timeout ends the wait
+        proxy.on(None, ".*").stall(60)
     elif kind == "corrupt":  # everything it serves by digest (a tag's answer cannot be checked: see below)
         proxy.on("GET", BLOB).flip(offset=100)
         proxy.on("GET", BY_DIGEST).flip(offset=10)
     return f"127.0.0.1:{proxy.port}"
 
 
-@pytest.mark.parametrize("kind", ["down", "500", "corrupt"])
+@pytest.mark.parametrize("kind", ["down", "500", "corrupt", "stall"])
 @pytest.mark.parametrize("tool", TOOLS)
 def test_a_failing_mirror_is_skipped_with_one_line(plain_registry, broken, tool, kind, tmp_path):
     host = _faults(kind, broken)
     env = conf(tmp_path, mirror_conf(plain_registry.host, host))
     out = tmp_path / "out"
-    r = run(tool, *tool_args(tool, plain_registry, out), env=env)
+    r = run(tool, *tool_args(tool, plain_registry, out), "--timeout", "2", env=env)
     assert r.returncode == 0, r.stderr.decode()
     assert out.read_bytes() == direct(tool, plain_registry, tmp_path)
     lines = skipped_lines(r.stderr, host)
