@@ -141,6 +141,8 @@ def _faults(kind: str, proxy: FaultProxy) -> str:
         return f"127.0.0.1:{free_port()}"  # nothing listens there
     if kind == "500":
         proxy.on(None, ".*").status(500)
+    elif kind == "404":  # not a mirror of this registry after all
+        proxy.on(None, ".*").status(404)
     elif kind == "stall":  # accepts, reads the request, never answers: --timeout ends the wait
         proxy.on(None, ".*").stall(60)
     elif kind == "corrupt":  # everything it serves by digest (a tag's answer cannot be checked: see below)
@@ -149,7 +151,7 @@ def _faults(kind: str, proxy: FaultProxy) -> str:
     return f"127.0.0.1:{proxy.port}"
 
 
-@pytest.mark.parametrize("kind", ["down", "500", "corrupt", "stall"])
+@pytest.mark.parametrize("kind", ["down", "500", "404", "corrupt", "stall"])
 @pytest.mark.parametrize("tool", TOOLS)
 def test_a_failing_mirror_is_skipped_with_one_line(plain_registry, broken, tool, kind, tmp_path):
     host = _faults(kind, broken)
