@@ -404,3 +404,28 @@ def test_bad_mirror_flag(value):
 
     with pytest.raises(UsageError):
         parse_mirror_flag(value, insecure=False)
+
+
+def test_a_pinned_fetch_needs_no_origin(plain_registry, mirror, tmp_path):
+    """With the origin down, everything by digest still comes from the (warm) mirror: a pinned build survives."""
+    env = conf(tmp_path, "", name="empty.conf")
+    pi = plain_registry.images[f"{REPO}:{TAG}"].single
+    fetch("hocker-layer", plain_registry, tmp_path / "warm", "--mirror", mirror.host, env=env)
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = run("hocker-layer", "--registry", dead, REPO, TAG, "--layer", pi.layers[0][0], "-o", str(tmp_path / "l"),
+            "--mirror", mirror.host, env=env)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr.decode()
+    assert (tmp_path / "l").read_bytes() == direct("hocker-layer", plain_registry, tmp_path)
+    r = run("hocker-manifest", "--registry", dead, f"{REPO}@{pi.manifest_digest}", "--mirror", mirror.host, env=env)
+    assert r.returncode == 0 and r.stdout == pi.manifest_bytes, r.stderr.decode()
+
+
+def test_a_head_without_digest_falls_back_to_the_tag(plain_registry, mirror, proxy, tmp_path):
+    """Digest-only mirrors: the origin's HEAD names no digest, so the tag itself is fetched from the origin."""
+    proxy.on("HEAD", f"/manifests/{TAG}$").header("Docker-Content-Digest", None)
+    env = conf(tmp_path, "", name="empty.conf")
+    r = run("hocker-manifest", "--registry", proxy.url, REPO, TAG, "--index", "--mirror", mirror.host, env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == plain_registry.images[f"{REPO}:{TAG}"].raw
+    assert [(e.method, e.path) for e in proxy.requests(path="/manifests/")] == [
+        ("HEAD", f"/v2/{REPO}/manifests/{TAG}"), ("GET", f"/v2/{REPO}/manifests/{TAG}")]
