@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 from support.clitools import clean_env, run
-from support.faultproxy import BLOB, FaultProxy
+from support.faultproxy import BLOB, FaultProxy, blob_path
 from support.registry import ProxyRegistryServer, RegistryServer, access_log, free_port
 
 REPO, TAG = "library/hello", "oci"
@@ -429,3 +429,26 @@ def test_a_head_without_digest_falls_back_to_the_tag(plain_registry, mirror, pro
     assert r.stdout == plain_registry.images[f"{REPO}:{TAG}"].raw
     assert [(e.method, e.path) for e in proxy.requests(path="/manifests/")] == [
         ("HEAD", f"/v2/{REPO}/manifests/{TAG}"), ("GET", f"/v2/{REPO}/manifests/{TAG}")]
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci", "oci-archive"])
+def test_a_corrupt_layer_from_a_mirror_is_replaced_in_every_format(plain_registry, broken, fmt, tmp_path):
+    """Only the big layer is corrupted, so its bytes do land in the layout's file (FileSink) or the archive's
+    tar region (RegionSink) before the digest check fails; the origin's copy must replace them."""
+    base = plain_registry.images[f"{REPO}:{TAG}"].single.layers[0][0]
+    broken.on("GET", blob_path(base)).flip(offset=300_000)
+    host = f"127.0.0.1:{broken.port}"
+    env = conf(tmp_path, mirror_conf(plain_registry.host, host))
+    args = ["--registry", plain_registry.url, REPO, TAG, *PLATFORM, "--format", fmt, "-j", "3"]
+    r = run("hocker-image", *args, "-o", str(tmp_path / "via"), env=env)
+    [line] = skipped_lines(r.stderr, host)
+    assert r.returncode == 0 and f"blob {base}" in line and "bytes do not match" in line, r.stderr.decode()
+    assert len(broken.requests("GET", blob_path(base))) == 1
+    assert run("hocker-image", *args, "-o", str(tmp_path / "direct"), "--no-mirrors").returncode == 0
+
+    def tree(path: Path) -> dict[str, bytes]:
+        if path.is_file():
+            return {"": path.read_bytes()}
+        return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+    assert tree(tmp_path / "via") == tree(tmp_path / "direct")
