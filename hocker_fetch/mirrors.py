@@ -113,6 +113,13 @@ class MirrorConfig:
         return any(m.serves(by_digest) for m in mirrors)
 
 
+def origin_of(config: Optional[MirrorConfig], registry: str, repository: str) -> Source:
+    """Where the image's registry really is (a `location` may move it); UsageError if it is blocked."""
+    if config is None:
+        return Source(registry, repository, False, False)
+    return config.sources(registry, repository, False)[-1]
+
+
 def image_name(registry: str, repository: str) -> str:
     """The name containers/image matches prefixes against: `docker.io/library/x` for Docker Hub."""
     host = "docker.io" if registry.lower() in DOCKER_HUB_HOSTS else registry

@@ -103,7 +103,8 @@ class Endpoints:
 
     def _make(self, src: Source) -> Endpoint:
         """A mirror's endpoint: no retries, its own credentials; a rewritten origin: the origin's settings."""
-        insecure = self.options.insecure or src.insecure
+        # a mirror's own setting (--mirror's carries --insecure); the origin's options hold --insecure and its own
+        insecure = src.insecure if src.mirror else self.options.insecure or src.insecure
         options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries,
                           connect_timeout=MIRROR_CONNECT_TIMEOUT if src.mirror else self.options.connect_timeout)
         loopback = is_loopback(urlsplit(f"//{src.host}").hostname or "")
