@@ -7,6 +7,7 @@ instant: a Nix build starts one process per blob.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from .errors import HockerError, UsageError, one_line
 if TYPE_CHECKING:
     from .client import RegistryClient
     from .manifest import Platform
+    from .mirrors import MirrorConfig
     from .reference import Reference
     from .transport import ClientOptions
 
@@ -29,8 +31,11 @@ Credentials, strongest first: --token; --username/--password (or --password-stdi
 (DOCKER_TOKEN, or DOCKER_USER + DOCKER_PASS); the docker/podman config ($REGISTRY_AUTH_FILE,
 $DOCKER_CONFIG/config.json, ~/.docker/config.json, with credsStore/credHelpers). None: anonymous.
 
+Mirrors: registries.conf ($CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/ or /etc/containers/, plus
+registries.conf.d) and --mirror; every byte is verified, and a failing mirror is skipped for the registry.
+
 Exit codes: 0 ok, 2 usage, 3 authentication, 4 not found, 5 verification failed, 6 registry/network
-failure, 7 unusable manifest."""
+failure (a rate limit too), 7 unusable manifest."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +85,11 @@ def add_connection_options(g: "argparse._ActionsContainer") -> None:
                    help="fail a connection that sends nothing for this long (default 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
                    help="retries on connection errors, 5xx and 429, with exponential backoff (default 5)")
+    g.add_argument("--mirror", action="append", default=[], metavar="HOST[:PORT][/PATH]",
+                   help="fetch by-digest content (blobs, pinned manifests) from this mirror first, the registry "
+                        "last; repeatable, tried in order before registries.conf's mirrors (see README)")
+    g.add_argument("--no-mirrors", action="store_true",
+                   help="fetch from the registry only: do not read registries.conf (cannot be combined with --mirror)")
 
 
 def add_auth_options(p: argparse.ArgumentParser) -> None:
@@ -124,12 +134,17 @@ def chosen_platform(args: argparse.Namespace) -> "Platform":
 def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
     from .auth import resolve_credentials
     from .client import RegistryClient
+    from .mirrors import origin_of
 
     password = read_password(args)
     options = client_options(args, pool)
+    mirrors = mirror_config(args)
+    origin = origin_of(mirrors, ref.registry, ref.repository)  # registries.conf may move it, or block it
+    if origin.insecure:
+        options = dataclasses.replace(options, insecure=True)
     creds = resolve_credentials(username=args.username, password=password, token=args.token,
-                    credentials_file=args.credentials_file, registry_host=ref.registry, env=os.environ)
-    return RegistryClient(ref, creds, options, log=say(prog, args.quiet))
+                    credentials_file=args.credentials_file, registry_host=origin.host, env=os.environ)
+    return RegistryClient(ref, creds, options, log=say(prog, args.quiet), mirrors=mirrors)
 
 
 def read_password(args: argparse.Namespace) -> Optional[str]:
@@ -152,6 +167,18 @@ def client_options(args: argparse.Namespace, pool: int = 8) -> "ClientOptions":
         raise UsageError("--retries must not be negative")
     return ClientOptions(insecure=args.insecure, ca_file=args.ca_file, timeout=args.timeout,
                          retries=args.retries, pool_size=pool)
+
+
+def mirror_config(args: argparse.Namespace) -> "Optional[MirrorConfig]":
+    """registries.conf plus --mirror (tried first); None with --no-mirrors."""
+    from .mirrors import load_config, parse_mirror_flag
+
+    flags = getattr(args, "mirror", None) or []  # a parser without the mirror options: registries.conf only
+    if getattr(args, "no_mirrors", False):
+        if flags:
+            raise UsageError("give either --mirror or --no-mirrors")
+        return None
+    return load_config(os.environ, [parse_mirror_flag(m, args.insecure) for m in flags])
 
 
 def emit_bytes(data: bytes, out: Optional[str]) -> None:

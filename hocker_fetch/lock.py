@@ -38,6 +38,7 @@ from .command import (
     add_platforms_option,
     add_quiet_option,
     client_options,
+    mirror_config,
     new_parser,
     read_password,
     run_command,
@@ -148,7 +149,7 @@ def _resolver(args: argparse.Namespace, hosts: Sequence[str]) -> "Resolver":
     creds = {h: resolve_credentials(username=args.username, password=password, token=args.token,
                                     credentials_file=args.credentials_file, registry_host=h, env=os.environ)
              for h in dict.fromkeys(hosts)}
-    return Resolver(creds, options, say(PROG, args.quiet))
+    return Resolver(creds, options, say(PROG, args.quiet), mirror_config(args))
 
 
 def _select(entries: Entries, names: Sequence[str], path: str) -> list[str]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .client import RegistryClient
     from .credentials import Credentials
     from .manifest import Descriptor, Parsed
+    from .mirrors import MirrorConfig
     from .reference import Reference
     from .transport import ClientOptions
 
@@ -94,10 +95,11 @@ class Resolver:
     """The clients of one run (one per registry host) and the resolution of entries with them."""
 
     def __init__(self, credentials: "dict[str, Optional[Credentials]]", options: "ClientOptions",
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], mirrors: "Optional[MirrorConfig]" = None):
         self.credentials = credentials
         self.options = options
         self.log = log
+        self.mirrors = mirrors  # by-digest fetches (moved manifests, configs) may come from mirrors
         self.clients: dict[str, RegistryClient] = {}
 
     def close(self) -> None:
@@ -110,7 +112,7 @@ class Resolver:
 
         if ref.registry not in self.clients:
             self.clients[ref.registry] = RegistryClient(ref, self.credentials.get(ref.registry), self.options,
-                                                        log=self.log)
+                                                        log=self.log, mirrors=self.mirrors)
         return self.clients[ref.registry]
 
     def resolve_all(self, targets: Sequence[Target], jobs: int) -> dict[str, Optional[Entry]]:
