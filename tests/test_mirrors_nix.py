@@ -343,9 +343,10 @@ def test_daemon_sandbox_build_through_a_pull_through_cache(nix_daemon: NixDaemon
 
 
 def test_daemon_environment_registries_conf(nix_daemon: NixDaemon, plain_registry, mirror: PullThrough) -> None:
-    """What services.hocker-images.mirrors sets up: CONTAINERS_REGISTRIES_CONF in the nix-daemon's environment
-    naming a file in extra-sandbox-paths. The client's own variable does not count; a file outside the sandbox
-    paths is one line on stderr and the origin serves."""
+    """What services.hocker-images.mirrors sets up, for real: a registries.conf in the store, listed in the
+    daemon's extra-sandbox-paths, and CONTAINERS_REGISTRIES_CONF naming it in the nix-daemon's environment. The
+    client's own variable does not count; a file outside the sandbox paths is one line on stderr and the
+    origin serves."""
     d, reg, image = nix_daemon, plain_registry, "library/plain:uncompressed"
     expr = docker2nix(reg, image, d.work / "plain-daemon-env.nix")
     build_nix = write_build_nix(d.work, d.work / "nix")
@@ -353,23 +354,27 @@ def test_daemon_environment_registries_conf(nix_daemon: NixDaemon, plain_registr
     mirror.warm("library/plain", blobs)
     text = (f'[[registry]]\nprefix = "{reg.host}"\nlocation = "{reg.host}"\ninsecure = true\n'
             f'[[registry.mirror]]\nlocation = "{mirror.host}"\ninsecure = true\n')
-    visible, hidden = d.secrets / "registries.conf", d.hidden / "registries.conf"
-    for f in (visible, hidden):
+    source, hidden = d.work / "registries.conf", d.hidden / "registries.conf"
+    for f in (source, hidden):
         f.write_text(text)
         os.chmod(f, 0o644)
+    stored = d.run("nix-store", "--add", str(source)).stdout.strip()
+    assert stored.startswith(f"{d.store}/") and Path(stored).read_text() == text
     daemon_build(d, build_nix, expr, None)  # built (from wherever), so that --check re-fetches below
 
     # the client's environment: not the builders'
     origin = mark(reg)
     d.run(*build_args(build_nix, expr, None, "--check", "-A", "imageConfig"),
-          env={"CONTAINERS_REGISTRIES_CONF": str(visible)})
+          env={"CONTAINERS_REGISTRIES_CONF": stored})
     assert blob_gets(reg, origin) == Counter([blobs[0]])
 
-    d.restart({"CONTAINERS_REGISTRIES_CONF": str(visible)})
+    d.set_sandbox_paths([stored])
+    d.restart({"CONTAINERS_REGISTRIES_CONF": stored})
     try:
         origin, proxy = mark(reg), mark(mirror)
-        daemon_build(d, build_nix, expr, None, "--check", "-A", "imageLayers")
-        daemon_build(d, build_nix, expr, None, "--check", "-A", "imageConfig")
+        for attr in ("imageLayers", "imageConfig"):
+            proc = daemon_build(d, build_nix, expr, None, "--check", "-A", attr)
+            assert WARNING not in proc.stderr, proc.stderr[-2000:]  # the store file is visible in the sandbox
         assert blob_gets(reg, origin) == Counter(), requests_since(reg, origin)
         assert set(blob_gets(mirror, proxy)) == set(blobs)
         d.restart({"CONTAINERS_REGISTRIES_CONF": str(hidden)})
@@ -378,6 +383,7 @@ def test_daemon_environment_registries_conf(nix_daemon: NixDaemon, plain_registr
         assert f"{WARNING}{hidden} cannot be read in this build" in proc.stderr, proc.stderr[-2000:]
         assert blob_gets(reg, origin) == Counter([blobs[0]])
     finally:
+        d.set_sandbox_paths([])
         d.restart()
 
 
