@@ -35,6 +35,7 @@ nix_daemon = nixdaemon.nix_daemon
 
 ACCESS_LINE = re.compile(r'"(GET|HEAD) (\S+) HTTP/[\d.]+" (\d{3})')
 BLOB = re.compile(r"/blobs/(sha256:[0-9a-f]{64})$")
+BLOB_PATH = r"/v2/.+/blobs/sha256:[0-9a-f]{64}$"  # support.faultproxy's rule pattern for blob requests
 WARNING = "hocker-fetch: CONTAINERS_REGISTRIES_CONF="
 
 
@@ -264,10 +265,10 @@ def test_single_user_build_through_a_pull_through_cache(nix: Nix, gen_dir: Path,
     assert skopeo_config_digest(f"docker-archive:{archive}") == reg.images[image].single.config_digest
 
     # the mirror down: the same outputs, from the origin
-    down = to_nix(mirrors_conf(reg, f"127.0.0.1:{free_port()}"))
+    dead = f"127.0.0.1:{free_port()}"
     origin = mark(reg)
     for attr in ("imageConfig", "imageLayers"):
-        nix.run(*build_args(build_nix, expr, down, "--check", "-A", attr))
+        nix.run(*build_args(build_nix, expr, to_nix(mirrors_conf(reg, dead)), "--check", "-A", attr))
     assert set(blob_gets(reg, origin)) == set(blobs)
 
 
@@ -306,6 +307,32 @@ def test_impure_containers_registries_conf_single_user(nix: Nix, gen_dir: Path, 
     assert blob_gets(reg, origin) == Counter([blobs[0]]) and blob_gets(mirror, proxy) == Counter()
 
 
+@pytest.mark.parametrize("fault", ["corrupt", "500"])
+def test_a_faulty_mirror_never_reaches_the_store(nix: Nix, gen_dir: Path, plain_registry, proxy, fault: str,
+                                                 tmp_path: Path) -> None:
+    """A mirror that flips a byte of every blob, or answers 500: the fetch skips it and takes the origin's
+    bytes (the builders run the tools with --quiet, which also silences the skip line); `--check` compares them
+    with the outputs built without mirrors, so a corrupted byte in the store would fail the build."""
+    reg, image = plain_registry, "library/hello:oci"
+    expr = docker2nix(reg, image, gen_dir / "hello-faulty.nix")
+    build_nix = write_build_nix(tmp_path)
+    blobs = image_blobs(reg, image)
+    nix.run(*build_args(build_nix, expr, None))  # the reference outputs (if not already in the store)
+    if fault == "corrupt":
+        proxy.on("GET", BLOB_PATH).flip(offset=3)
+    else:
+        proxy.on("GET", BLOB_PATH).status(500)
+    host = proxy.url.split("://", 1)[1]
+    conf = to_nix(mirrors_conf(reg, host))
+    origin = mark(reg)
+    for attr in ("imageConfig", "imageLayers"):
+        nix.run(*build_args(build_nix, expr, conf, "--check", "-A", attr))
+    asked = {r.path.rsplit("/", 1)[1] for r in proxy.requests("GET", BLOB_PATH)}
+    assert asked == set(blobs)  # every blob was asked of the mirror first
+    direct = blob_gets(reg, origin)
+    assert set(direct) == set(blobs)  # and then served by the origin
+
+
 # -- under the nix-daemon ------------------------------------------------------------------------------------
 
 
@@ -335,10 +362,10 @@ def test_daemon_sandbox_build_through_a_pull_through_cache(nix_daemon: NixDaemon
     archive = stream_image(result, tmp_path / "hello2.tar")
     assert skopeo_config_digest(f"docker-archive:{archive}") == reg.images[image].single.config_digest
 
-    down = to_nix(mirrors_conf(reg, f"127.0.0.1:{free_port()}"))
+    dead = f"127.0.0.1:{free_port()}"
     origin = mark(reg)
-    daemon_build(d, build_nix, expr, down, "--check", "-A", "imageLayers")
-    daemon_build(d, build_nix, expr, down, "--check", "-A", "imageConfig")
+    for attr in ("imageLayers", "imageConfig"):
+        daemon_build(d, build_nix, expr, to_nix(mirrors_conf(reg, dead)), "--check", "-A", attr)
     assert set(blob_gets(reg, origin)) == set(blobs)
 
 
