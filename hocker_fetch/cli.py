@@ -6,10 +6,14 @@ Each parses its command line (command.py), and hands the work to the registry cl
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .command import add_out_option, chosen_platform, emit_bytes, image_reference, make_client, make_parser, run_command
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+    from .reference import Reference
 
 
 def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -22,6 +26,9 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--digest", action="store_true",
                    help="print only the digest the tag resolves to: the index's for a multi-arch tag (one HEAD "
                         "request, which Docker Hub does not rate-limit), or the platform manifest's with --platform")
+    p.add_argument("--rate-limit", action="store_true",
+                   help="print the registry's pull rate limit (its ratelimit-* headers on a HEAD of the manifest, "
+                        "which Docker Hub does not count as a pull) and exit")
     args = p.parse_args(argv)
 
     def body() -> None:
@@ -29,6 +36,9 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
 
         ref = image_reference(args)
         with make_client(args, ref, prog) as client:
+            if args.rate_limit:
+                print_rate_limit(client, ref)
+                return
             if args.digest and (args.index or not args.platform):
                 if ref.digest:
                     print(ref.digest)
@@ -50,6 +60,17 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
                 emit_bytes(raw, args.out)
 
     return run_command(prog, body)
+
+
+def print_rate_limit(client: "RegistryClient", ref: "Reference") -> None:
+    """The ratelimit-* headers as sent, then what they mean; or that the registry reports none."""
+    from .transport import describe_rate_limit
+
+    headers = client.rate_limit(ref.repository, ref.reference)
+    for name, value in headers.items():
+        print(f"{name}: {value}")
+    meaning = describe_rate_limit(headers)
+    print(f"{client.host}: {meaning}" if meaning else f"{client.host} reports no rate limit (no ratelimit-* headers)")
 
 
 def config_main(argv: Optional[Sequence[str]] = None) -> int:

@@ -17,6 +17,7 @@ from .errors import HockerError, UsageError, one_line
 if TYPE_CHECKING:
     from .client import RegistryClient
     from .manifest import Platform
+    from .mirrors import MirrorConfig
     from .reference import Reference
 
 EPILOG = """\
@@ -61,6 +62,11 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
                    help="fail a connection that sends nothing for this long (default 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
                    help="retries on connection errors, 5xx and 429, with exponential backoff (default 5)")
+    g.add_argument("--mirror", action="append", default=[], metavar="HOST[:PORT][/PATH]",
+                   help="fetch by-digest content (blobs, pinned manifests) from this mirror first, the registry "
+                        "last; repeatable, tried in order before registries.conf's mirrors (see README)")
+    g.add_argument("--no-mirrors", action="store_true",
+                   help="fetch from the registry only: do not read registries.conf (cannot be combined with --mirror)")
     a = p.add_argument_group("authentication")
     a.add_argument("-u", "--username", help="user name for Basic auth or the token server")
     a.add_argument("-p", "--password", help="password (prefer --password-stdin, -f or DOCKER_PASS: argv is visible)")
@@ -110,11 +116,26 @@ def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int
         raise UsageError("--timeout must be positive")
     if args.retries < 0:
         raise UsageError("--retries must not be negative")
+    mirrors = mirror_config(args)
+    # blocked registries and broken rewrites fail here, before any request; the origin may be moved
+    origin = mirrors.sources(ref.registry, ref.repository, False)[-1] if mirrors else None
     creds = resolve_credentials(username=args.username, password=password, token=args.token,
-                    credentials_file=args.credentials_file, registry_host=ref.registry, env=os.environ)
-    options = ClientOptions(insecure=args.insecure, ca_file=args.ca_file, timeout=args.timeout,
-                            retries=args.retries, pool_size=pool)
-    return RegistryClient(ref, creds, options, log=_say(prog, args.quiet))
+                                credentials_file=args.credentials_file, env=os.environ,
+                                registry_host=origin.host if origin else ref.registry)
+    options = ClientOptions(insecure=args.insecure or bool(origin and origin.insecure), ca_file=args.ca_file,
+                            timeout=args.timeout, retries=args.retries, pool_size=pool)
+    return RegistryClient(ref, creds, options, log=_say(prog, args.quiet), mirrors=mirrors)
+
+
+def mirror_config(args: argparse.Namespace) -> "Optional[MirrorConfig]":
+    """registries.conf plus --mirror (tried first); None with --no-mirrors."""
+    from .mirrors import load_config, parse_mirror_flag
+
+    if args.no_mirrors:
+        if args.mirror:
+            raise UsageError("give either --mirror or --no-mirrors")
+        return None
+    return load_config(os.environ, [parse_mirror_flag(m, args.insecure) for m in args.mirror])
 
 
 def emit_bytes(data: bytes, out: Optional[str]) -> None:

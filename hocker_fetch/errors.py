@@ -53,6 +53,10 @@ class RegistryError(HockerError):
     exit_code = 6
 
 
+class RateLimitError(RegistryError):
+    """HTTP 429 until the retries ran out; the message carries the registry's own numbers when it sends them."""
+
+
 class ManifestError(HockerError):
     """A manifest or index we cannot use: malformed, schema1, no matching platform."""
 

@@ -3,8 +3,8 @@
 One HTTP session per registry host with its TLS trust, retries with exponential backoff (429 and 503 honour
 Retry-After) drawn from one budget per operation, the https -> http fallback for loopback and `--insecure`
 registries, and the rule that credentials never travel in clear text to another machine. The registry client
-(client.py) adds what requests mean: auth challenges, manifests, blobs. Mirrors and rate-limit reporting
-belong here too.
+(client.py) adds what requests mean: auth challenges, manifests, blobs; sources.py picks mirrors. A final 429
+becomes a RateLimitError that quotes the registry's `ratelimit-*` headers (Docker Hub's pull allowance).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from .errors import RegistryError, UsageError
+from .errors import RateLimitError, RegistryError, UsageError
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -135,6 +135,8 @@ class Transport:
                       cancel: Optional[threading.Event] = None) -> None:
         """Spend one retry (say so on stderr, back off) or, with none left, fail with RegistryError."""
         if budget.used >= budget.limit:
+            if response is not None and response.status_code == 429:
+                raise RateLimitError(rate_limited(host_of(response), response.headers, budget.used))
             raise RegistryError(f"{what}: {reason} (gave up after {budget.used} retries)")
         budget.used += 1
         delay = self._delay(budget.used - 1, response)
@@ -253,3 +255,49 @@ def retry_after(value: Optional[str]) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "docker-ratelimit-source")
+
+
+def _quota(value: Optional[str]) -> Optional[tuple[int, Optional[int]]]:
+    """`100;w=21600` -> (100, 21600): a count and its window in seconds (RateLimit header draft, Docker Hub)."""
+    if not value:
+        return None
+    count, *params = [part.strip() for part in value.split(";")]
+    if not count.isdigit():
+        return None
+    window = next((int(p[2:]) for p in params if p.startswith("w=") and p[2:].isdigit()), None)
+    return int(count), window
+
+
+def _window(seconds: int) -> str:
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def describe_rate_limit(headers: Mapping[str, str]) -> Optional[str]:
+    """`76 of 100 pulls left per 6 hours` from a response's ratelimit-* headers; None when it has none."""
+    limit = _quota(headers.get("ratelimit-limit"))
+    remaining = _quota(headers.get("ratelimit-remaining"))
+    if limit is None and remaining is None:
+        return None
+    window = (limit or remaining or (0, None))[1]
+    per = f" per {_window(window)}" if window else ""
+    if limit is not None and remaining is not None:
+        return f"{remaining[0]} of {limit[0]} pulls left{per}"
+    if limit is not None:
+        return f"a limit of {limit[0]} pulls{per}"
+    assert remaining is not None
+    return f"{remaining[0]} pulls left{per}"
+
+
+def rate_limited(host: str, headers: Mapping[str, str], retries: int) -> str:
+    """The message of a final 429: the registry's numbers when it sends them, and what to do about it."""
+    numbers = describe_rate_limit(headers)
+    detail = f": {numbers}" if numbers else " (HTTP 429; it sent no ratelimit headers)"
+    return (f"rate limited by {host}{detail} (gave up after {retries} retries); log in (docker login, -u/-p or "
+            "DOCKER_USER/DOCKER_PASS) for a higher limit, or fetch through a mirror (--mirror or registries.conf)")

@@ -229,3 +229,31 @@ class RegistryServer:
         headers.update(self.session_auth(f"repository:{repo}:{actions}" if repo else None))
         kw.setdefault("timeout", 30)
         return requests.request(method, self.url + path, headers=headers, verify=self.verify, **kw)
+
+
+class ProxyRegistryServer(RegistryServer):
+    """The reference registry as a pull-through cache (distribution's `proxy: remoteurl:`) of `remote_url`.
+
+    What users run as a Docker Hub mirror: it answers from its own storage and fetches what it lacks from
+    the remote (which then shows that GET in its own access log). Plain http, no auth, read-only.
+    """
+
+    def __init__(self, root: Path, remote_url: str) -> None:
+        super().__init__(root, "plain")
+        self.remote_url = remote_url
+
+    def _write_files(self) -> None:
+        super()._write_files()
+        with open(self.config_file, "a") as f:
+            f.write(f"proxy:\n  remoteurl: {self.remote_url}\n")
+
+
+ACCESS_LINE = r'"(GET|HEAD) (\S+) HTTP/[\d.]+" (\d{3})'
+
+
+def access_log(reg: RegistryServer, mark: int = 0) -> list[tuple[str, str, int]]:
+    """(method, path, status) of every request in `reg`'s access log since byte offset `mark`."""
+    import re
+
+    text = reg.log_file.read_bytes()[mark:].decode(errors="replace")
+    return [(m.group(1), m.group(2), int(m.group(3))) for m in re.finditer(ACCESS_LINE, text)]

@@ -1,0 +1,122 @@
+"""Which host answers a request: the image's registry (the origin) or one of its mirrors.
+
+mirrors.py says where a request may go, in order; this module keeps one connection (transport + auth state)
+per host and walks that order: a mirror that fails in any way, or whose bytes do not match their digest, is
+skipped with one line on stderr and the next source is tried; the origin comes last and its failure is the
+error. A mirror gets one attempt per request, no retries (the retry budget, --retries, is the origin's), and
+a mirror that failed for any reason but "not found" is not asked again by this process: a dead or lying
+mirror costs one timeout, not one per blob. Mirrors are sent only the credentials the docker/podman config
+holds for their own host; what the user gave on the command line or in the environment is for the origin.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Optional, TypeVar
+
+from .auth import RegistryAuth
+from .credentials import Credentials
+from .errors import HockerError, NotFoundError
+from .mirrors import MirrorConfig, Source
+from .transport import ClientOptions, Transport, is_loopback
+
+T = TypeVar("T")
+
+
+@dataclass
+class Endpoint:
+    """One host we talk to: its transport (scheme, TLS, retries) and its auth state."""
+
+    host: str
+    transport: Transport
+    auth: RegistryAuth
+    mirror: bool
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class Endpoints:
+    """The origin's endpoint, plus the mirrors' (made on first use); safe to share between download threads."""
+
+    def __init__(self, origin: Endpoint, mirrors: Optional[MirrorConfig], options: ClientOptions, *,
+                 log: Callable[[str], None], env: Mapping[str, str], sleep: Callable[[float], None]):
+        self.origin = origin
+        self.config = mirrors
+        self.options = options
+        self.log, self.env, self.sleep = log, env, sleep
+        self._made: dict[tuple[str, bool], Endpoint] = {}
+        self._dead: set[str] = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        for endpoint in self._made.values():
+            endpoint.close()
+
+    def sources(self, repository: str, by_digest: bool) -> list[Source]:
+        if self.config is None:
+            return [Source(self.origin.host, repository, False, False)]
+        return self.config.sources(self.origin.host, repository, by_digest)
+
+    def mirrored(self, repository: str, by_digest: bool) -> bool:
+        """Whether some mirror would be asked for such a request."""
+        return self.config is not None and self.config.has_mirrors(self.origin.host, repository, by_digest)
+
+    def origin_for(self, repository: str) -> tuple[Endpoint, str]:
+        """The origin's endpoint and repository (a registries.conf `location` may move the origin)."""
+        src = self.sources(repository, False)[-1]
+        return self._endpoint(src), src.repository
+
+    def each(self, repository: str, by_digest: bool, what: str, attempt: Callable[[Endpoint, str], T]) -> T:
+        """`attempt(endpoint, repository there)` at each source in turn until one succeeds (see the module doc)."""
+        sources = self.sources(repository, by_digest)
+        for i, src in enumerate(sources):
+            if not src.mirror:
+                return attempt(self._endpoint(src), src.repository)
+            if src.host in self._dead:
+                continue
+            try:
+                return attempt(self._endpoint(src), src.repository)
+            except HockerError as exc:
+                with self._lock:  # parallel downloads that find the same mirror dead say so once
+                    if src.host in self._dead:
+                        continue
+                    if not isinstance(exc, NotFoundError):
+                        self._dead.add(src.host)
+                nxt = sources[i + 1]
+                self.log(f"{what}: skipping mirror {src.host} ({_why(exc, what)}); trying "
+                         f"{'mirror ' if nxt.mirror else ''}{nxt.host}")
+        raise AssertionError("the origin is always the last source")  # pragma: no cover
+
+    def _endpoint(self, src: Source) -> Endpoint:
+        if not src.mirror and src.host == self.origin.host:
+            return self.origin
+        key = (src.host, src.insecure)
+        with self._lock:
+            endpoint = self._made.get(key)
+            if endpoint is None:
+                endpoint = self._made[key] = self._make(src)
+            return endpoint
+
+    def _make(self, src: Source) -> Endpoint:
+        """A mirror's endpoint: no retries, its own credentials; a rewritten origin: the origin's settings."""
+        insecure = self.options.insecure or src.insecure
+        options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries)
+        host = src.host.strip("[]").rsplit(":", 1)[0] if not src.host.startswith("[") else src.host[1:].split("]")[0]
+        transport = Transport(f"https://{src.host}", options, may_fall_back=insecure or is_loopback(host),
+                              log=self.log, env=self.env, sleep=self.sleep)
+        creds: Optional[Credentials]
+        if src.mirror:
+            from .dockerconfig import from_docker_config
+
+            creds = from_docker_config(src.host, self.env)
+        else:
+            creds = self.origin.auth.credentials
+        return Endpoint(src.host, transport, RegistryAuth(transport.send, creds, insecure=insecure), src.mirror)
+
+
+def _why(exc: HockerError, what: str) -> str:
+    """The failure without the repeated subject."""
+    text = str(exc)
+    return text[len(what) + 2:] if text.startswith(what + ": ") else text
