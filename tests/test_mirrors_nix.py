@@ -27,13 +27,12 @@ import tomllib
 from support import nixdaemon, nixenv
 from support.nixdaemon import NixDaemon
 from support.nixenv import NIX_DIR, VENV, Nix, docker2nix, file_sha, skopeo_config_digest, stream_image
-from support.registry import RegistryServer, free_port
+from support.registry import ProxyRegistryServer, RegistryServer, access_log, free_port
 
 nix = nixenv.nix  # module-scoped: one throw-away store for this module
 gen_dir = nixenv.gen_dir
 nix_daemon = nixdaemon.nix_daemon
 
-ACCESS_LINE = re.compile(r'"(GET|HEAD) (\S+) HTTP/[\d.]+" (\d{3})')
 BLOB = re.compile(r"/blobs/(sha256:[0-9a-f]{64})$")
 BLOB_PATH = r"/v2/.+/blobs/sha256:[0-9a-f]{64}$"  # support.faultproxy's rule pattern for blob requests
 WARNING = "hocker-fetch: CONTAINERS_REGISTRIES_CONF="
@@ -42,17 +41,8 @@ WARNING = "hocker-fetch: CONTAINERS_REGISTRIES_CONF="
 # -- the pull-through cache and the access logs --------------------------------------------------------------
 
 
-class PullThrough(RegistryServer):
-    """The reference registry as a pull-through cache of `origin` (plain http, no auth)."""
-
-    def __init__(self, root: Path, origin: RegistryServer) -> None:
-        super().__init__(root, "plain")
-        self.origin = origin
-
-    def _write_files(self) -> None:
-        super()._write_files()
-        with open(self.config_file, "a") as f:
-            f.write(f"proxy:\n  remoteurl: {self.origin.url}\n")
+class PullThrough(ProxyRegistryServer):
+    """support.registry's pull-through cache, plus warming it the way distribution needs."""
 
     def warm(self, repo: str, digests: list[str], timeout: float = 60) -> None:
         """Pull each blob through the cache, then wait until the cache has committed it (distribution stores a
@@ -71,7 +61,7 @@ class PullThrough(RegistryServer):
 @pytest.fixture
 def mirror(plain_registry: RegistryServer, tmp_path: Path) -> Iterator[PullThrough]:
     """A fresh (empty) pull-through cache of the seeded plain registry, stopped at test end."""
-    proxy = PullThrough(tmp_path / "mirror", plain_registry)
+    proxy = PullThrough(tmp_path / "mirror", plain_registry.url)
     proxy.start()
     try:
         yield proxy
@@ -83,20 +73,12 @@ def mark(reg: RegistryServer) -> int:
     return reg.log_file.stat().st_size
 
 
-def requests_since(reg: RegistryServer, offset: int) -> list[tuple[str, str, str]]:
-    """(method, path, status) of every request in the registry's access log since `offset`."""
-    with open(reg.log_file, "rb") as f:
-        f.seek(offset)
-        text = f.read().decode(errors="replace")
-    return [(m.group(1), m.group(2), m.group(3)) for m in ACCESS_LINE.finditer(text)]
-
-
 def blob_gets(reg: RegistryServer, offset: int) -> Counter:
     """Blob digests served (GET 200/206) since `offset`."""
     out: Counter = Counter()
-    for method, path, status in requests_since(reg, offset):
+    for method, path, status in access_log(reg, offset):
         m = BLOB.search(path)
-        if m and method == "GET" and status in ("200", "206"):
+        if m and method == "GET" and status in (200, 206):
             out[m.group(1)] += 1
     return out
 
@@ -259,7 +241,7 @@ def test_single_user_build_through_a_pull_through_cache(nix: Nix, gen_dir: Path,
     assert result in expected
     layers = nix.run(*build_args(build_nix, expr, conf, "-A", "imageLayers")).stdout.split()
     assert set(layers) <= set(expected) and [file_sha(p) for p in layers] == blobs[1:]
-    assert blob_gets(reg, origin) == Counter(), requests_since(reg, origin)
+    assert blob_gets(reg, origin) == Counter(), access_log(reg, origin)
     assert set(blob_gets(mirror, proxy)) == set(blobs)
     archive = stream_image(result, tmp_path / "hello.tar")
     assert skopeo_config_digest(f"docker-archive:{archive}") == reg.images[image].single.config_digest
@@ -288,7 +270,7 @@ def test_impure_containers_registries_conf_single_user(nix: Nix, gen_dir: Path, 
     env = {"CONTAINERS_REGISTRIES_CONF": str(conf)}
     origin, proxy = mark(reg), mark(mirror)
     nix.run(*build_args(build_nix, expr, None), env=env)
-    assert blob_gets(reg, origin) == Counter(), requests_since(reg, origin)
+    assert blob_gets(reg, origin) == Counter(), access_log(reg, origin)
     assert set(blob_gets(mirror, proxy)) == set(blobs)
 
     # unreadable: one line, then the origin
@@ -357,7 +339,7 @@ def test_daemon_sandbox_build_through_a_pull_through_cache(nix_daemon: NixDaemon
     origin, proxy = mark(reg), mark(mirror)
     [result] = daemon_build(d, build_nix, expr, conf).stdout.split()
     assert result == expected
-    assert blob_gets(reg, origin) == Counter(), requests_since(reg, origin)
+    assert blob_gets(reg, origin) == Counter(), access_log(reg, origin)
     assert set(blob_gets(mirror, proxy)) == set(blobs)
     archive = stream_image(result, tmp_path / "hello2.tar")
     assert skopeo_config_digest(f"docker-archive:{archive}") == reg.images[image].single.config_digest
@@ -402,7 +384,7 @@ def test_daemon_environment_registries_conf(nix_daemon: NixDaemon, plain_registr
         for attr in ("imageLayers", "imageConfig"):
             proc = daemon_build(d, build_nix, expr, None, "--check", "-A", attr)
             assert WARNING not in proc.stderr, proc.stderr[-2000:]  # the store file is visible in the sandbox
-        assert blob_gets(reg, origin) == Counter(), requests_since(reg, origin)
+        assert blob_gets(reg, origin) == Counter(), access_log(reg, origin)
         assert set(blob_gets(mirror, proxy)) == set(blobs)
         d.restart({"CONTAINERS_REGISTRIES_CONF": str(hidden)})
         origin = mark(reg)
