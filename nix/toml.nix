@@ -10,10 +10,13 @@
 # mixed lists) is an evaluation error naming the key, not a file that the registries.conf reader refuses later.
 let
   bareKey = k: builtins.match "[A-Za-z0-9_-]+" k != null;
-  key = k: if bareKey k then k else builtins.toJSON k;
-  # Nix's JSON string escapes (\" \\ \n \t \b \f \r \u00XX) are all TOML basic-string escapes.
+  # Nix's JSON string escapes (\" \\ \n \t \b \f \r \u00XX) are all TOML basic-string escapes; DEL, which
+  # JSON leaves alone and TOML forbids raw, is escaped too.
+  del = builtins.fromJSON ''"\u007f"'';
+  string = s: builtins.replaceStrings [ del ] [ "\\u007f" ] (builtins.toJSON s);
+  key = k: if bareKey k then k else string k;
   scalar = path: v:
-    if builtins.isString v then builtins.toJSON v
+    if builtins.isString v then string v
     else if builtins.isBool v then (if v then "true" else "false")
     else if builtins.isInt v then toString v
     else if builtins.isList v && builtins.all (x: !(builtins.isAttrs x) && !(builtins.isList x)) v

@@ -24,6 +24,8 @@ from typing import Any, Iterator, Optional
 
 import pytest
 import tomllib
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support import nixdaemon, nixenv
 from support.nixdaemon import NixDaemon
 from support.nixenv import NIX_DIR, VENV, Nix, docker2nix, file_sha, skopeo_config_digest, stream_image
@@ -167,6 +169,40 @@ def test_toml_writer_round_trips_through_tomllib(nix: Nix) -> None:
     assert texts[0] == ""
     # a table's plain keys come before its sub-tables (TOML would otherwise put them in the sub-table)
     assert texts[1].index("short-name-mode") < texts[1].index("[[registry]]")
+
+
+TOML_EXAMPLES = 400
+# registries.conf-shaped documents and worse: any text (no NUL: Nix strings cannot hold it) in keys and strings,
+# booleans, 64-bit-safe integers, lists of scalars, nested tables and arrays of tables
+_text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12)
+_scalar = st.one_of(_text, st.booleans(), st.integers(-(2 ** 62), 2 ** 62))
+_value = st.recursive(
+    st.one_of(_scalar, st.lists(_scalar, max_size=3)),
+    lambda inner: st.one_of(st.dictionaries(_text, inner, max_size=3),
+                            st.lists(st.dictionaries(_text, inner, max_size=3), min_size=1, max_size=3)),
+    max_leaves=12)
+TOML_DOCUMENTS = st.dictionaries(_text, _value, max_size=4)
+
+
+def test_toml_writer_property(nix: Nix, tmp_path: Path) -> None:
+    """Generated documents (TOML_EXAMPLES of them, rendered in one evaluation): each parses back to itself."""
+    docs: list[dict[str, Any]] = []
+
+    @settings(max_examples=TOML_EXAMPLES, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(TOML_DOCUMENTS)
+    def collect(doc: dict[str, Any]) -> None:
+        docs.append(doc)
+
+    collect()
+    assert len(docs) >= TOML_EXAMPLES
+    data = tmp_path / "docs.json"
+    data.write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
+    out = nix.run("nix-instantiate", "--eval", "--strict", "--json", "--expr",
+                  f"map (import {NIX_DIR}/toml.nix).toTOML (builtins.fromJSON (builtins.readFile {data}))").stdout
+    texts = json.loads(out)
+    assert len(texts) == len(docs)
+    for doc, text in zip(docs, texts):
+        assert tomllib.loads(text) == doc, (doc, text)
 
 
 @pytest.mark.parametrize("value, key", [
