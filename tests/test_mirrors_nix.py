@@ -351,6 +351,37 @@ def test_a_faulty_mirror_never_reaches_the_store(nix: Nix, gen_dir: Path, plain_
     assert set(direct) == set(blobs)  # and then served by the origin
 
 
+def test_docker_hub_prefix_through_a_mirror_stays_on_this_machine(nix: Nix, gen_dir: Path, plain_registry,
+                                                                  mirror: PullThrough, tmp_path: Path) -> None:
+    """The configuration most users write: `prefix = "docker.io"` with a mirror, for a file whose registry is
+    Docker Hub's (the fetchers' default, `https://registry-1.docker.io/v2/`). Here the mirror is the cache of
+    the test registry, which holds the same repository; every other connection goes to a dead proxy on
+    127.0.0.1 (no_proxy only for 127.0.0.1), so the build succeeds only if nothing but the mirror was needed."""
+    reg, image = plain_registry, "library/hello2:oci"
+    local = docker2nix(reg, image, gen_dir / "hello2-local.nix")
+    text, n = re.subn(r'"https?://127\.0\.0\.1:\d+[^"]*"', '"https://registry-1.docker.io/v2/"', local.read_text())
+    assert n >= 1 and not [line for line in text.splitlines() if "127.0.0.1" in line and not line.startswith("#")]
+    expr = gen_dir / "hello2-hub.nix"
+    expr.write_text(text)
+    build_nix = write_build_nix(tmp_path)
+    blobs = image_blobs(reg, image)
+    mirror.warm("library/hello2", blobs)
+    conf = to_nix({"registry": [{"prefix": "docker.io", "location": "registry-1.docker.io",
+                                 "mirror": [{"location": mirror.host, "insecure": True}]}]})
+    dead = f"http://127.0.0.1:{free_port()}"
+    offline = {"http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
+               "all_proxy": dead, "ALL_PROXY": dead, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    origin, proxy = mark(reg), mark(mirror)
+    [result] = nix.run(*build_args(build_nix, expr, conf), env=offline).stdout.split()
+    assert blob_gets(reg, origin) == Counter() and set(blob_gets(mirror, proxy)) == set(blobs)
+    archive = stream_image(result, tmp_path / "hub.tar")
+    assert skopeo_config_digest(f"docker-archive:{archive}") == reg.images[image].single.config_digest
+    # without the mirror the same build must reach Docker Hub, which the dead proxy stops: the test can fail
+    proc = nix.run(*build_args(build_nix, expr, "{ }", "--check", "-A", "imageConfig"), env=offline, check=False)
+    assert proc.returncode != 0 and "failed with exit code 6" in proc.stderr, proc.stderr[-2000:]
+    assert "Unable to connect to proxy" in proc.stderr
+
+
 # -- under the nix-daemon ------------------------------------------------------------------------------------
 
 
