@@ -3,25 +3,30 @@
 mirrors.py says where a request may go, in order; this module keeps one connection (transport + auth state)
 per host and walks that order: a mirror that fails in any way, or whose bytes do not match their digest, is
 skipped with one line on stderr and the next source is tried; the origin comes last and its failure is the
-error. A mirror gets one attempt per request, no retries (the retry budget, --retries, is the origin's), and
-a mirror that failed for any reason but "not found" is not asked again by this process: a dead or lying
-mirror costs one timeout, not one per blob. Mirrors are sent only the credentials the docker/podman config
+error. A mirror gets one attempt per request, no retries (the retry budget, --retries, is the origin's) and
+at most MIRROR_CONNECT_TIMEOUT to accept the connection (--timeout still bounds a silent read), and
+a mirror that failed once is not asked again by this process (one line, not one per blob; a mirror without
+this image's manifest will not have its blobs either). Mirrors are sent only the credentials the docker/podman config
 holds for their own host; what the user gave on the command line or in the environment is for the origin.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Optional, TypeVar
 
 from .auth import RegistryAuth
 from .credentials import Credentials
-from .errors import HockerError, NotFoundError
+from .errors import AuthError, HockerError, NotFoundError, VerificationError
 from .mirrors import MirrorConfig, Source
 from .transport import ClientOptions, Transport, is_loopback
 
 T = TypeVar("T")
+#: seconds to wait for a mirror to accept a connection: a mirror is meant to be near, and an unreachable one
+#: (packets dropped, no refusal) would otherwise cost the origin's 30 s in every process, i.e. every Nix fetcher
+MIRROR_CONNECT_TIMEOUT = 5.0
 
 
 @dataclass
@@ -82,10 +87,9 @@ class Endpoints:
                 with self._lock:  # parallel downloads that find the same mirror dead say so once
                     if src.host in self._dead:
                         continue
-                    if not isinstance(exc, NotFoundError):
-                        self._dead.add(src.host)
+                    self._dead.add(src.host)
                 nxt = sources[i + 1]
-                self.log(f"{what}: skipping mirror {src.host} ({_why(exc, what)}); trying "
+                self.log(f"{what}: skipping mirror {src.host} ({_why(exc, what, src.host)}); trying "
                          f"{'mirror ' if nxt.mirror else ''}{nxt.host}")
         raise AssertionError("the origin is always the last source")  # pragma: no cover
 
@@ -102,7 +106,8 @@ class Endpoints:
     def _make(self, src: Source) -> Endpoint:
         """A mirror's endpoint: no retries, its own credentials; a rewritten origin: the origin's settings."""
         insecure = self.options.insecure or src.insecure
-        options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries)
+        options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries,
+                          connect_timeout=MIRROR_CONNECT_TIMEOUT if src.mirror else self.options.connect_timeout)
         host = src.host.strip("[]").rsplit(":", 1)[0] if not src.host.startswith("[") else src.host[1:].split("]")[0]
         transport = Transport(f"https://{src.host}", options, may_fall_back=insecure or is_loopback(host),
                               log=self.log, env=self.env, sleep=self.sleep)
@@ -116,7 +121,16 @@ class Endpoints:
         return Endpoint(src.host, transport, RegistryAuth(transport.send, creds, insecure=insecure), src.mirror)
 
 
-def _why(exc: HockerError, what: str) -> str:
-    """The failure without the repeated subject."""
-    text = str(exc)
-    return text[len(what) + 2:] if text.startswith(what + ": ") else text
+def _why(exc: HockerError, what: str, host: str) -> str:
+    """Why a mirror was skipped, short: the subject and the retry count (always 0) are already known."""
+    if isinstance(exc, NotFoundError):
+        return "not found there"
+    if isinstance(exc, AuthError):
+        return f"access denied; a mirror is sent only the login the docker/podman auth file has for {host}"
+    text = str(exc).split("; log in (", 1)[0]  # a RateLimitError's advice is for the origin
+    text = text[len(what) + 2:] if text.startswith(what + ": ") else text
+    text = _CONNECTION.sub("", text.replace(" (gave up after 0 retries)", ""))
+    return f"bytes do not match: {text}" if isinstance(exc, VerificationError) else text
+
+
+_CONNECTION = re.compile(r"HTTPS?Connection(?:Pool)?\([^)]*\): (?:Failed to establish a new connection: )?")

@@ -43,6 +43,7 @@ class ClientOptions:
     insecure: bool = False
     ca_file: Optional[str] = None
     timeout: float = 60.0  # seconds without a byte before a read fails
+    connect_timeout: float = 30.0  # at most this long to connect (a mirror gets less: see sources.py)
     retries: int = 5
     backoff: float = 0.5  # first delay; doubles per attempt, with jitter
     max_retry_after: float = 120.0  # the longest Retry-After we obey
@@ -176,7 +177,8 @@ class Transport:
                 resp = self.session.request(method, url, verify=self.verify, allow_redirects=True,
                                             auth=_keep_headers,
                                             headers=headers(url) if callable(headers) else headers,
-                                            timeout=(min(self.options.timeout, 30.0), self.options.timeout),
+                                            timeout=(min(self.options.timeout, self.options.connect_timeout),
+                                                     self.options.timeout),
                                             **kwargs)  # type: ignore[arg-type]
             except requests.exceptions.SSLError as exc:
                 # a server that speaks plain HTTP fails the handshake; a bad certificate is no reason to drop TLS

@@ -141,19 +141,23 @@ def _faults(kind: str, proxy: FaultProxy) -> str:
         return f"127.0.0.1:{free_port()}"  # nothing listens there
     if kind == "500":
         proxy.on(None, ".*").status(500)
+    elif kind == "404":  # not a mirror of this registry after all
+        proxy.on(None, ".*").status(404)
+    elif kind == "stall":  # accepts, reads the request, never answers: --timeout ends the wait
+        proxy.on(None, ".*").stall(60)
     elif kind == "corrupt":  # everything it serves by digest (a tag's answer cannot be checked: see below)
         proxy.on("GET", BLOB).flip(offset=100)
         proxy.on("GET", BY_DIGEST).flip(offset=10)
     return f"127.0.0.1:{proxy.port}"
 
 
-@pytest.mark.parametrize("kind", ["down", "500", "corrupt"])
+@pytest.mark.parametrize("kind", ["down", "500", "404", "corrupt", "stall"])
 @pytest.mark.parametrize("tool", TOOLS)
 def test_a_failing_mirror_is_skipped_with_one_line(plain_registry, broken, tool, kind, tmp_path):
     host = _faults(kind, broken)
     env = conf(tmp_path, mirror_conf(plain_registry.host, host))
     out = tmp_path / "out"
-    r = run(tool, *tool_args(tool, plain_registry, out), env=env)
+    r = run(tool, *tool_args(tool, plain_registry, out), "--timeout", "2", env=env)
     assert r.returncode == 0, r.stderr.decode()
     assert out.read_bytes() == direct(tool, plain_registry, tmp_path)
     lines = skipped_lines(r.stderr, host)
@@ -191,3 +195,212 @@ def test_blocked_registry_is_refused(plain_registry, tmp_path):
     assert r.returncode == 2
     assert "is blocked by" in r.stderr.decode() and len(r.stderr.decode().splitlines()) == 1
     assert access_log(plain_registry, mark) == []
+
+
+# -- credentials and TLS per mirror host -----------------------------------------------------------------
+
+def test_mirror_gets_its_own_credentials_from_the_auth_file(plain_registry, basic_registry, tmp_path):
+    """basic_registry (https, htpasswd, same images) as a mirror: its login comes from the auth file."""
+    env = conf(tmp_path, "", name="empty.conf")
+    env["REGISTRY_AUTH_FILE"] = basic_registry.authfile
+    mark = basic_registry.log_file.stat().st_size
+    origin_mark = plain_registry.log_file.stat().st_size
+    out = fetch("hocker-layer", plain_registry, tmp_path / "layer", "--mirror", basic_registry.host,
+                "--ca-file", basic_registry.ca_file, env=env)
+    assert out == direct("hocker-layer", plain_registry, tmp_path)
+    assert len(blob_gets(access_log(basic_registry, mark))) == 1
+    assert blob_gets(access_log(plain_registry, origin_mark)) == [direct_layer_path(plain_registry)]  # direct()
+
+
+def direct_layer_path(registry: RegistryServer) -> str:
+    return f"/v2/{REPO}/blobs/{registry.images[f'{REPO}:{TAG}'].single.layers[0][0]}"
+
+
+def test_origin_credentials_never_reach_a_mirror(plain_registry, basic_registry, tmp_path):
+    """DOCKER_USER/DOCKER_PASS are for the image's registry: the mirror asks for a login, gets none, is skipped."""
+    env = conf(tmp_path, "", name="empty.conf")
+    env.update(DOCKER_USER=basic_registry.username, DOCKER_PASS=basic_registry.password)
+    r = run("hocker-layer", *tool_args("hocker-layer", plain_registry, tmp_path / "layer"),
+            "--mirror", basic_registry.host, "--ca-file", basic_registry.ca_file, env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    [line] = skipped_lines(r.stderr, basic_registry.host)
+    assert "access denied" in line and "auth file" in line and basic_registry.password not in r.stderr.decode()
+
+
+def test_insecure_mirror_skips_tls_verification(plain_registry, basic_registry, tmp_path):
+    env = conf(tmp_path, mirror_conf(plain_registry.host, basic_registry.host).replace(
+        "[[registry.mirror]]\n", "[[registry.mirror]]\ninsecure = true\n"))
+    env["REGISTRY_AUTH_FILE"] = basic_registry.authfile
+    mark = basic_registry.log_file.stat().st_size
+    r = run("hocker-config", *tool_args("hocker-config", plain_registry, tmp_path / "c"), env=env)
+    assert r.returncode == 0 and not skipped_lines(r.stderr, basic_registry.host), r.stderr.decode()
+    assert blob_gets(access_log(basic_registry, mark))
+    secure = run("hocker-config", *tool_args("hocker-config", plain_registry, tmp_path / "c"),
+                 "--mirror", basic_registry.host, env=conf(tmp_path, "", name="empty.conf"))
+    [line] = skipped_lines(secure.stderr, basic_registry.host)  # an unknown CA without insecure: skipped
+    assert secure.returncode == 0 and "TLS" in line
+
+
+def test_location_rewrite_moves_the_origin(plain_registry, tmp_path):
+    """prefix 127.0.0.1:1 (nothing listens there) -> location ORIGIN/library: 127.0.0.1:1/hello is fetched from
+    ORIGIN/library/hello, as podman rewrites it."""
+    env = conf(tmp_path, f'[[registry]]\nprefix = "127.0.0.1:1"\nlocation = "{plain_registry.host}/library"\n')
+    r = run("hocker-config", f"127.0.0.1:1/hello:{TAG}", "--platform", "linux/amd64", env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == plain_registry.images[f"{REPO}:{TAG}"].single.config_bytes
+
+
+# -- registries.conf: files, merging, matching (units) -----------------------------------------------------
+
+def _load(tmp_path: Path, main: str, **env: str):
+    from hocker_fetch.mirrors import load_config
+
+    path = tmp_path / "main.conf"
+    path.write_text(main)
+    return load_config({"CONTAINERS_REGISTRIES_CONF": str(path), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), **env})
+
+
+@pytest.mark.parametrize("name, prefix, length", [
+    ("docker.io/library/busybox", "docker.io", 9),
+    ("docker.io/library/busybox", "docker.io/library", 17),
+    ("docker.io/library/busybox", "docker.io/library/busybox", 25),
+    ("docker.io/library/busybox", "docker.io/lib", -1),  # not at a component boundary
+    ("docker.io/library/busybox", "docker", -1),
+    ("example.com:5000/a", "example.com", 11),  # containers/image's documented quirk
+    ("sub.example.com/a/b", "*.example.com", 15),
+    ("a.sub.example.com/x", "*.example.com", 17),
+    ("example.com/a", "*.example.com", -1),  # the wildcard needs a subdomain
+    ("other.com/sub.example.com/a", "*.example.com", -1),  # only in the host part
+    ("sub.example.community/a", "*.example.com", -1),
+])
+def test_match_prefix(name, prefix, length):
+    from hocker_fetch.mirrors import match_prefix
+
+    assert match_prefix(name, prefix) == length
+
+
+def test_longest_prefix_wins_and_paths_are_rewritten(tmp_path):
+    cfg = _load(tmp_path, """
+unqualified-search-registries = ["docker.io"]   # none of our business
+
+[[registry]]
+location = "docker.io"
+[[registry.mirror]]
+location = "hub-mirror.local:5000/dockerhub"
+
+[[registry]]
+prefix = "docker.io/library"
+location = "docker.io/library"
+[[registry.mirror]]
+location = "official.local/lib/"
+pull-from-mirror = "digest-only"
+[[registry.mirror]]
+location = "tags.local/lib"
+pull-from-mirror = "tag-only"
+
+[[registry]]
+prefix = "*.corp.example"
+[[registry.mirror]]
+location = "cache.local/corp"
+insecure = true
+""")
+    from hocker_fetch.mirrors import Source
+
+    origin = Source("registry-1.docker.io", "library/busybox", False, False)
+    assert cfg.sources("registry-1.docker.io", "library/busybox", True) == [
+        Source("official.local", "lib/busybox", False, True), origin]
+    assert cfg.sources("registry-1.docker.io", "library/busybox", False) == [
+        Source("tags.local", "lib/busybox", False, True), origin]
+    assert cfg.sources("registry-1.docker.io", "user/app", True) == [
+        Source("hub-mirror.local:5000", "dockerhub/user/app", False, True),
+        Source("registry-1.docker.io", "user/app", False, False)]
+    assert cfg.sources("git.corp.example", "team/app", False) == [
+        Source("cache.local", "corp/team/app", True, True), Source("git.corp.example", "team/app", False, False)]
+    assert cfg.sources("corp.example", "x", True) == [Source("corp.example", "x", False, False)]
+    assert cfg.sources("quay.io", "a/b", True) == [Source("quay.io", "a/b", False, False)]
+
+
+def test_mirror_by_digest_only_and_flags_come_first(tmp_path):
+    from hocker_fetch.mirrors import load_config, parse_mirror_flag
+
+    path = tmp_path / "r.conf"
+    path.write_text('[[registry]]\nlocation = "quay.io"\nmirror-by-digest-only = true\n'
+                    '[[registry.mirror]]\nlocation = "m.local"\n')
+    flag = parse_mirror_flag("127.0.0.1:5000/quay", insecure=False)
+    cfg = load_config({"CONTAINERS_REGISTRIES_CONF": str(path), "XDG_CONFIG_HOME": str(tmp_path)}, [flag])
+    assert [s.host for s in cfg.sources("quay.io", "a/b", True)] == ["127.0.0.1:5000", "m.local", "quay.io"]
+    assert cfg.sources("quay.io", "a/b", True)[0].repository == "quay/a/b"
+    assert [s.host for s in cfg.sources("quay.io", "a/b", False)] == ["quay.io"]  # tags: the origin only
+
+
+def test_drop_ins_in_order_later_replaces_earlier(tmp_path):
+    drop = tmp_path / "xdg" / "containers" / "registries.conf.d"
+    drop.mkdir(parents=True)
+    (drop / "10-a.conf").write_text('[[registry]]\nlocation = "quay.io"\n[[registry.mirror]]\nlocation = "a.local"\n')
+    (drop / "20-b.conf").write_text('[[registry]]\nlocation = "quay.io"\n[[registry.mirror]]\nlocation = "b.local"\n')
+    (drop / "30-c.conf.disabled").write_text("not toml [[[")
+    (drop / "sub.conf").mkdir()
+    cfg = _load(tmp_path, '[[registry]]\nlocation = "quay.io"\n[[registry.mirror]]\nlocation = "main.local"\n')
+    assert [s.host for s in cfg.sources("quay.io", "a/b", True)] == ["b.local", "quay.io"]
+    assert [Path(f).name for f in cfg.files][-2:] == ["10-a.conf", "20-b.conf"]
+
+
+def test_which_files_are_read(tmp_path):
+    from hocker_fetch.mirrors import SYSTEM_CONF, config_paths
+
+    user = tmp_path / "xdg" / "containers"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
+    assert config_paths(env) == (SYSTEM_CONF, False, [SYSTEM_CONF + ".d", str(user / "registries.conf.d")])
+    user.mkdir(parents=True)
+    (user / "registries.conf").write_text("")
+    # the user's file replaces the system's, and then only the user's drop-ins count
+    assert config_paths(env) == (str(user / "registries.conf"), False, [str(user / "registries.conf.d")])
+    assert config_paths({**env, "CONTAINERS_REGISTRIES_CONF": "/x.conf"})[:2] == ("/x.conf", True)
+    home_only = config_paths({"HOME": str(tmp_path / "home")})
+    assert home_only[2][-1] == str(tmp_path / "home" / ".config" / "containers" / "registries.conf.d")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[registry]\n", "malformed TOML"),
+    ('[[registry]]\nlocation = "https://quay.io"\n', "URI schemes are not supported"),
+    ('[[registry]]\nprefix = "*.a.com/x"\n', "wildcard prefix"),
+    ('[[registry]]\nprefix = "quay.io"\n', "location is unset"),
+    ("[[registry]]\ninsecure = true\n", "both location and prefix are unset"),
+    ('[[registry]]\nlocation = "q.io"\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "some"\n',
+     "unsupported pull-from-mirror"),
+    ('[[registry]]\nlocation = "q.io"\nmirror-by-digest-only = true\n'
+     '[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "all"\n', "cannot be combined"),
+    ('[[registry]]\nlocation = "q.io"\npull-from-mirror = "all"\n', "belongs in [[registry.mirror]]"),
+    ('[[registry]]\nlocation = "q.io"\nblocked = "yes"\n', "blocked must be true or false"),
+    ('registry = "q.io"\n', "must be an array of tables"),
+])
+def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, text, message):
+    from hocker_fetch.errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        _load(tmp_path, text)
+    assert message in str(err.value) and str(tmp_path / "main.conf") in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_v1_tables_and_other_keys_are_ignored(tmp_path):
+    cfg = _load(tmp_path, '[registries.search]\nregistries = ["docker.io"]\n[aliases]\n"x" = "quay.io/x"\n'
+                          'short-name-mode = "enforcing"\n')
+    assert cfg.entries == []
+
+
+def test_a_missing_explicit_file_is_an_error(tmp_path):
+    from hocker_fetch.errors import UsageError
+    from hocker_fetch.mirrors import load_config
+
+    with pytest.raises(UsageError, match="cannot read registries configuration"):
+        load_config({"CONTAINERS_REGISTRIES_CONF": str(tmp_path / "nope.conf"), "XDG_CONFIG_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize("value", ["http://m.local", "m.local/UPPER", "", "m.local:port", "/path"])
+def test_bad_mirror_flag(value):
+    from hocker_fetch.errors import UsageError
+    from hocker_fetch.mirrors import parse_mirror_flag
+
+    with pytest.raises(UsageError):
+        parse_mirror_flag(value, insecure=False)
