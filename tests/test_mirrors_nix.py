@@ -277,6 +277,8 @@ def test_single_user_build_through_a_pull_through_cache(nix: Nix, gen_dir: Path,
     assert result in expected
     layers = nix.run(*build_args(build_nix, expr, conf, "-A", "imageLayers")).stdout.split()
     assert set(layers) <= set(expected) and [file_sha(p) for p in layers] == blobs[1:]
+    for attr in ("imageConfig", "imageLayers"):  # fetched again, whatever this store already held
+        nix.run(*build_args(build_nix, expr, conf, "--check", "-A", attr))
     assert blob_gets(reg, origin) == Counter(), access_log(reg, origin)
     assert set(blob_gets(mirror, proxy)) == set(blobs)
     archive = stream_image(result, tmp_path / "hello.tar")
@@ -373,6 +375,8 @@ def test_docker_hub_prefix_through_a_mirror_stays_on_this_machine(nix: Nix, gen_
                "all_proxy": dead, "ALL_PROXY": dead, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
     origin, proxy = mark(reg), mark(mirror)
     [result] = nix.run(*build_args(build_nix, expr, conf), env=offline).stdout.split()
+    # the layers again (a layer shared with an image built earlier in this store was not fetched above)
+    nix.run(*build_args(build_nix, expr, conf, "--check", "-A", "imageLayers"), env=offline)
     assert blob_gets(reg, origin) == Counter() and set(blob_gets(mirror, proxy)) == set(blobs)
     archive = stream_image(result, tmp_path / "hub.tar")
     assert skopeo_config_digest(f"docker-archive:{archive}") == reg.images[image].single.config_digest
