@@ -181,10 +181,10 @@ let
 
   # The `mirrors` file comes as hockerRegistriesConf, not as CONTAINERS_REGISTRIES_CONF itself: Nix sets every
   # impureEnvVars name after the .drv's own variables (to "" when unset), which would hide it. It wins (it is in
-  # the .drv: what was asked for). Else an impure CONTAINERS_REGISTRIES_CONF
-  # (Nix sets a listed variable to "" when the environment lacks it) is used if the builder can read it; one it
-  # cannot read (outside the sandbox paths, or not readable by the build user) is one line on stderr and the fetch
-  # goes on without mirrors: they only change where verified bytes come from, and the origin is always tried.
+  # the .drv: what was asked for). Else an impure CONTAINERS_REGISTRIES_CONF is used if the builder can read it;
+  # one it cannot read (outside the sandbox paths, or not readable by the build user) is one line on stderr and
+  # the fetch goes on without mirrors: they only change where verified bytes come from, and the origin is always
+  # tried. (Not a failure, unlike a named credentials file: there an anonymous pull would mislead.)
   mirrorsPrelude = ''
     if [ -n "''${hockerRegistriesConf:-}" ]; then
       export CONTAINERS_REGISTRIES_CONF="$hockerRegistriesConf"

@@ -122,8 +122,8 @@ in
         `nix.settings.extra-sandbox-paths` so the sandboxed builders can read it. A mirror only changes where
         the (digest-verified) bytes come from: no store path changes, and the origin is tried after the
         mirrors. A `mirrors` argument of the fetchers themselves (nix/default.nix, the overlay's
-        `hocker-fetch-mirrors`) wins over this. NixOS does not restart nix-daemon on a switch: restart it
-        after changing this. Works without `enable`.
+        `hocker-fetch-mirrors`) wins over this. A change is a new store file, so nix.conf changes and the
+        switch restarts nix-daemon (its restartTriggers). Works without `enable`.
       '';
     };
   };
