@@ -133,7 +133,7 @@ class RegistryClient:
             if resp.status_code == 401:
                 resp.close()
                 if auth_rounds >= 2:
-                    raise AuthError(self._denied_message(scope) if ep is self.origin else "authentication failed")
+                    raise AuthError("authentication failed" if ep.mirror else self._denied_message(scope))
                 auth_rounds += 1
                 ep.auth.on_unauthorized(resp, scope, sent[0])
                 continue

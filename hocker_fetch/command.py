@@ -29,8 +29,11 @@ Credentials, strongest first: --token; --username/--password (or --password-stdi
 (DOCKER_TOKEN, or DOCKER_USER + DOCKER_PASS); the docker/podman config ($REGISTRY_AUTH_FILE,
 $DOCKER_CONFIG/config.json, ~/.docker/config.json, with credsStore/credHelpers). None: anonymous.
 
+Mirrors: registries.conf ($CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/ or /etc/containers/, plus
+registries.conf.d) and --mirror; every byte is verified, and a failing mirror is skipped for the registry.
+
 Exit codes: 0 ok, 2 usage, 3 authentication, 4 not found, 5 verification failed, 6 registry/network
-failure, 7 unusable manifest."""
+failure (a rate limit too), 7 unusable manifest."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -223,6 +223,9 @@ def load_config(env: Mapping[str, str], extra: Sequence[Mirror] = ()) -> MirrorC
     return MirrorConfig([merged[p] for p in sorted(merged)], tuple(extra), tuple(files))
 
 
+_REGISTRY_TABLE = re.compile(r"^[ \t]*(?:\[\[[ \t]*[\"']?registry\b|[\"']?registry[\"']?[ \t]*=)", re.MULTILINE)
+
+
 def _toml_loads(text: str, path: str) -> dict[str, Any]:
     import importlib
 
@@ -232,6 +235,8 @@ def _toml_loads(text: str, path: str) -> dict[str, Any]:
         try:
             toml = importlib.import_module("tomli")  # the same parser, packaged for 3.9/3.10
         except ImportError:
+            if not _REGISTRY_TABLE.search(text):
+                return {}  # no [[registry]] table: nothing here for us (podman's stock file, aliases)
             raise UsageError(f"{path}: reading registries.conf needs Python >= 3.11 or the tomli package "
                              "(or pass --no-mirrors)") from None
     try:

@@ -16,6 +16,7 @@ import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Optional, TypeVar
+from urllib.parse import urlsplit
 
 from .auth import RegistryAuth
 from .credentials import Credentials
@@ -108,8 +109,8 @@ class Endpoints:
         insecure = self.options.insecure or src.insecure
         options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries,
                           connect_timeout=MIRROR_CONNECT_TIMEOUT if src.mirror else self.options.connect_timeout)
-        host = src.host.strip("[]").rsplit(":", 1)[0] if not src.host.startswith("[") else src.host[1:].split("]")[0]
-        transport = Transport(f"https://{src.host}", options, may_fall_back=insecure or is_loopback(host),
+        loopback = is_loopback(urlsplit(f"//{src.host}").hostname or "")
+        transport = Transport(f"https://{src.host}", options, may_fall_back=insecure or loopback,
                               log=self.log, env=self.env, sleep=self.sleep)
         creds: Optional[Credentials]
         if src.mirror:

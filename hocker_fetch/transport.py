@@ -4,7 +4,8 @@ One HTTP session per registry host with its TLS trust, retries with exponential 
 Retry-After) drawn from one budget per operation, the https -> http fallback for loopback and `--insecure`
 registries, and the rule that credentials never travel in clear text to another machine. The registry client
 (client.py) adds what requests mean: auth challenges, manifests, blobs; sources.py picks mirrors. A final 429
-becomes a RateLimitError that quotes the registry's `ratelimit-*` headers (Docker Hub's pull allowance).
+becomes a RateLimitError that quotes the registry's `ratelimit-*` headers (Docker Hub's pull allowance); a 429
+that says no pulls are left is final at once (the window is hours, our retries minutes).
 """
 
 from __future__ import annotations
@@ -193,6 +194,9 @@ class Transport:
                 continue
             finally:
                 first = False
+            if resp.status_code == 429 and pulls_left(resp.headers) == 0:
+                resp.close()  # none left in a window of hours: waiting out our retries cannot help
+                raise RateLimitError(rate_limited(host_of(resp), resp.headers, budget.used))
             if resp.status_code in RETRY_STATUSES:
                 resp.close()
                 self.retry_or_fail(budget, what, f"HTTP {resp.status_code} from {host_of(resp)}",
@@ -281,6 +285,12 @@ def _window(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
+def pulls_left(headers: Mapping[str, str]) -> Optional[int]:
+    """The count of ratelimit-remaining, when the registry sends one."""
+    remaining = _quota(headers.get("ratelimit-remaining"))
+    return None if remaining is None else remaining[0]
+
+
 def describe_rate_limit(headers: Mapping[str, str]) -> Optional[str]:
     """`76 of 100 pulls left per 6 hours` from a response's ratelimit-* headers; None when it has none."""
     limit = _quota(headers.get("ratelimit-limit"))
@@ -301,5 +311,6 @@ def rate_limited(host: str, headers: Mapping[str, str], retries: int) -> str:
     """The message of a final 429: the registry's numbers when it sends them, and what to do about it."""
     numbers = describe_rate_limit(headers)
     detail = f": {numbers}" if numbers else " (HTTP 429; it sent no ratelimit headers)"
-    return (f"rate limited by {host}{detail} (gave up after {retries} retries); log in (docker login, -u/-p or "
-            "DOCKER_USER/DOCKER_PASS) for a higher limit, or fetch through a mirror (--mirror or registries.conf)")
+    tried = f" (gave up after {retries} retries)" if retries else ""
+    return (f"rate limited by {host}{detail}{tried}; log in (docker login, -u/-p or DOCKER_USER/DOCKER_PASS) for "
+            "a higher limit, or fetch through a mirror (--mirror or registries.conf)")

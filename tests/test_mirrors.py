@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 from support.clitools import clean_env, run
-from support.faultproxy import BLOB, FaultProxy
+from support.faultproxy import BLOB, FaultProxy, blob_path
 from support.registry import ProxyRegistryServer, RegistryServer, access_log, free_port
 
 REPO, TAG = "library/hello", "oci"
@@ -250,157 +250,50 @@ def test_location_rewrite_moves_the_origin(plain_registry, tmp_path):
     assert r.stdout == plain_registry.images[f"{REPO}:{TAG}"].single.config_bytes
 
 
-# -- registries.conf: files, merging, matching (units) -----------------------------------------------------
 
-def _load(tmp_path: Path, main: str, **env: str):
-    from hocker_fetch.mirrors import load_config
-
-    path = tmp_path / "main.conf"
-    path.write_text(main)
-    return load_config({"CONTAINERS_REGISTRIES_CONF": str(path), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), **env})
-
-
-@pytest.mark.parametrize("name, prefix, length", [
-    ("docker.io/library/busybox", "docker.io", 9),
-    ("docker.io/library/busybox", "docker.io/library", 17),
-    ("docker.io/library/busybox", "docker.io/library/busybox", 25),
-    ("docker.io/library/busybox", "docker.io/lib", -1),  # not at a component boundary
-    ("docker.io/library/busybox", "docker", -1),
-    ("example.com:5000/a", "example.com", 11),  # containers/image's documented quirk
-    ("sub.example.com/a/b", "*.example.com", 15),
-    ("a.sub.example.com/x", "*.example.com", 17),
-    ("example.com/a", "*.example.com", -1),  # the wildcard needs a subdomain
-    ("other.com/sub.example.com/a", "*.example.com", -1),  # only in the host part
-    ("sub.example.community/a", "*.example.com", -1),
-])
-def test_match_prefix(name, prefix, length):
-    from hocker_fetch.mirrors import match_prefix
-
-    assert match_prefix(name, prefix) == length
+def test_a_pinned_fetch_needs_no_origin(plain_registry, mirror, tmp_path):
+    """With the origin down, everything by digest still comes from the (warm) mirror: a pinned build survives."""
+    env = conf(tmp_path, "", name="empty.conf")
+    pi = plain_registry.images[f"{REPO}:{TAG}"].single
+    fetch("hocker-layer", plain_registry, tmp_path / "warm", "--mirror", mirror.host, env=env)
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = run("hocker-layer", "--registry", dead, REPO, TAG, "--layer", pi.layers[0][0], "-o", str(tmp_path / "l"),
+            "--mirror", mirror.host, env=env)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr.decode()
+    assert (tmp_path / "l").read_bytes() == direct("hocker-layer", plain_registry, tmp_path)
+    r = run("hocker-manifest", "--registry", dead, f"{REPO}@{pi.manifest_digest}", "--mirror", mirror.host, env=env)
+    assert r.returncode == 0 and r.stdout == pi.manifest_bytes, r.stderr.decode()
 
 
-def test_longest_prefix_wins_and_paths_are_rewritten(tmp_path):
-    cfg = _load(tmp_path, """
-unqualified-search-registries = ["docker.io"]   # none of our business
-
-[[registry]]
-location = "docker.io"
-[[registry.mirror]]
-location = "hub-mirror.local:5000/dockerhub"
-
-[[registry]]
-prefix = "docker.io/library"
-location = "docker.io/library"
-[[registry.mirror]]
-location = "official.local/lib/"
-pull-from-mirror = "digest-only"
-[[registry.mirror]]
-location = "tags.local/lib"
-pull-from-mirror = "tag-only"
-
-[[registry]]
-prefix = "*.corp.example"
-[[registry.mirror]]
-location = "cache.local/corp"
-insecure = true
-""")
-    from hocker_fetch.mirrors import Source
-
-    origin = Source("registry-1.docker.io", "library/busybox", False, False)
-    assert cfg.sources("registry-1.docker.io", "library/busybox", True) == [
-        Source("official.local", "lib/busybox", False, True), origin]
-    assert cfg.sources("registry-1.docker.io", "library/busybox", False) == [
-        Source("tags.local", "lib/busybox", False, True), origin]
-    assert cfg.sources("registry-1.docker.io", "user/app", True) == [
-        Source("hub-mirror.local:5000", "dockerhub/user/app", False, True),
-        Source("registry-1.docker.io", "user/app", False, False)]
-    assert cfg.sources("git.corp.example", "team/app", False) == [
-        Source("cache.local", "corp/team/app", True, True), Source("git.corp.example", "team/app", False, False)]
-    assert cfg.sources("corp.example", "x", True) == [Source("corp.example", "x", False, False)]
-    assert cfg.sources("quay.io", "a/b", True) == [Source("quay.io", "a/b", False, False)]
+def test_a_head_without_digest_falls_back_to_the_tag(plain_registry, mirror, proxy, tmp_path):
+    """Digest-only mirrors: the origin's HEAD names no digest, so the tag itself is fetched from the origin."""
+    proxy.on("HEAD", f"/manifests/{TAG}$").header("Docker-Content-Digest", None)
+    env = conf(tmp_path, "", name="empty.conf")
+    r = run("hocker-manifest", "--registry", proxy.url, REPO, TAG, "--index", "--mirror", mirror.host, env=env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == plain_registry.images[f"{REPO}:{TAG}"].raw
+    assert [(e.method, e.path) for e in proxy.requests(path="/manifests/")] == [
+        ("HEAD", f"/v2/{REPO}/manifests/{TAG}"), ("GET", f"/v2/{REPO}/manifests/{TAG}")]
 
 
-def test_mirror_by_digest_only_and_flags_come_first(tmp_path):
-    from hocker_fetch.mirrors import load_config, parse_mirror_flag
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci", "oci-archive"])
+def test_a_corrupt_layer_from_a_mirror_is_replaced_in_every_format(plain_registry, broken, fmt, tmp_path):
+    """Only the big layer is corrupted, so its bytes do land in the layout's file (FileSink) or the archive's
+    tar region (RegionSink) before the digest check fails; the origin's copy must replace them."""
+    base = plain_registry.images[f"{REPO}:{TAG}"].single.layers[0][0]
+    broken.on("GET", blob_path(base)).flip(offset=300_000)
+    host = f"127.0.0.1:{broken.port}"
+    env = conf(tmp_path, mirror_conf(plain_registry.host, host))
+    args = ["--registry", plain_registry.url, REPO, TAG, *PLATFORM, "--format", fmt, "-j", "3"]
+    r = run("hocker-image", *args, "-o", str(tmp_path / "via"), env=env)
+    [line] = skipped_lines(r.stderr, host)
+    assert r.returncode == 0 and f"blob {base}" in line and "bytes do not match" in line, r.stderr.decode()
+    assert len(broken.requests("GET", blob_path(base))) == 1
+    assert run("hocker-image", *args, "-o", str(tmp_path / "direct"), "--no-mirrors").returncode == 0
 
-    path = tmp_path / "r.conf"
-    path.write_text('[[registry]]\nlocation = "quay.io"\nmirror-by-digest-only = true\n'
-                    '[[registry.mirror]]\nlocation = "m.local"\n')
-    flag = parse_mirror_flag("127.0.0.1:5000/quay", insecure=False)
-    cfg = load_config({"CONTAINERS_REGISTRIES_CONF": str(path), "XDG_CONFIG_HOME": str(tmp_path)}, [flag])
-    assert [s.host for s in cfg.sources("quay.io", "a/b", True)] == ["127.0.0.1:5000", "m.local", "quay.io"]
-    assert cfg.sources("quay.io", "a/b", True)[0].repository == "quay/a/b"
-    assert [s.host for s in cfg.sources("quay.io", "a/b", False)] == ["quay.io"]  # tags: the origin only
+    def tree(path: Path) -> dict[str, bytes]:
+        if path.is_file():
+            return {"": path.read_bytes()}
+        return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
-
-def test_drop_ins_in_order_later_replaces_earlier(tmp_path):
-    drop = tmp_path / "xdg" / "containers" / "registries.conf.d"
-    drop.mkdir(parents=True)
-    (drop / "10-a.conf").write_text('[[registry]]\nlocation = "quay.io"\n[[registry.mirror]]\nlocation = "a.local"\n')
-    (drop / "20-b.conf").write_text('[[registry]]\nlocation = "quay.io"\n[[registry.mirror]]\nlocation = "b.local"\n')
-    (drop / "30-c.conf.disabled").write_text("not toml [[[")
-    (drop / "sub.conf").mkdir()
-    cfg = _load(tmp_path, '[[registry]]\nlocation = "quay.io"\n[[registry.mirror]]\nlocation = "main.local"\n')
-    assert [s.host for s in cfg.sources("quay.io", "a/b", True)] == ["b.local", "quay.io"]
-    assert [Path(f).name for f in cfg.files][-2:] == ["10-a.conf", "20-b.conf"]
-
-
-def test_which_files_are_read(tmp_path):
-    from hocker_fetch.mirrors import SYSTEM_CONF, config_paths
-
-    user = tmp_path / "xdg" / "containers"
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
-    assert config_paths(env) == (SYSTEM_CONF, False, [SYSTEM_CONF + ".d", str(user / "registries.conf.d")])
-    user.mkdir(parents=True)
-    (user / "registries.conf").write_text("")
-    # the user's file replaces the system's, and then only the user's drop-ins count
-    assert config_paths(env) == (str(user / "registries.conf"), False, [str(user / "registries.conf.d")])
-    assert config_paths({**env, "CONTAINERS_REGISTRIES_CONF": "/x.conf"})[:2] == ("/x.conf", True)
-    home_only = config_paths({"HOME": str(tmp_path / "home")})
-    assert home_only[2][-1] == str(tmp_path / "home" / ".config" / "containers" / "registries.conf.d")
-
-
-@pytest.mark.parametrize("text, message", [
-    ("[[registry]\n", "malformed TOML"),
-    ('[[registry]]\nlocation = "https://quay.io"\n', "URI schemes are not supported"),
-    ('[[registry]]\nprefix = "*.a.com/x"\n', "wildcard prefix"),
-    ('[[registry]]\nprefix = "quay.io"\n', "location is unset"),
-    ("[[registry]]\ninsecure = true\n", "both location and prefix are unset"),
-    ('[[registry]]\nlocation = "q.io"\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "some"\n',
-     "unsupported pull-from-mirror"),
-    ('[[registry]]\nlocation = "q.io"\nmirror-by-digest-only = true\n'
-     '[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "all"\n', "cannot be combined"),
-    ('[[registry]]\nlocation = "q.io"\npull-from-mirror = "all"\n', "belongs in [[registry.mirror]]"),
-    ('[[registry]]\nlocation = "q.io"\nblocked = "yes"\n', "blocked must be true or false"),
-    ('registry = "q.io"\n', "must be an array of tables"),
-])
-def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, text, message):
-    from hocker_fetch.errors import UsageError
-
-    with pytest.raises(UsageError) as err:
-        _load(tmp_path, text)
-    assert message in str(err.value) and str(tmp_path / "main.conf") in str(err.value)
-    assert "\n" not in str(err.value)
-
-
-def test_v1_tables_and_other_keys_are_ignored(tmp_path):
-    cfg = _load(tmp_path, '[registries.search]\nregistries = ["docker.io"]\n[aliases]\n"x" = "quay.io/x"\n'
-                          'short-name-mode = "enforcing"\n')
-    assert cfg.entries == []
-
-
-def test_a_missing_explicit_file_is_an_error(tmp_path):
-    from hocker_fetch.errors import UsageError
-    from hocker_fetch.mirrors import load_config
-
-    with pytest.raises(UsageError, match="cannot read registries configuration"):
-        load_config({"CONTAINERS_REGISTRIES_CONF": str(tmp_path / "nope.conf"), "XDG_CONFIG_HOME": str(tmp_path)})
-
-
-@pytest.mark.parametrize("value", ["http://m.local", "m.local/UPPER", "", "m.local:port", "/path"])
-def test_bad_mirror_flag(value):
-    from hocker_fetch.errors import UsageError
-    from hocker_fetch.mirrors import parse_mirror_flag
-
-    with pytest.raises(UsageError):
-        parse_mirror_flag(value, insecure=False)
+    assert tree(tmp_path / "via") == tree(tmp_path / "direct")

@@ -32,20 +32,32 @@ def test_describe_rate_limit(headers, expected):
 
 def test_rate_limited_message_suggests_login_or_mirror():
     text = rate_limited("registry-1.docker.io", HUB, 5)
-    assert text.startswith("rate limited by registry-1.docker.io: 0 of 100 pulls left per 6 hours")
+    assert text.startswith("rate limited by registry-1.docker.io: 0 of 100 pulls left per 6 hours (gave up after 5")
     assert "log in" in text and "mirror" in text and "\n" not in text
 
 
-@pytest.mark.parametrize("tool", ["hocker-manifest", "hocker-config", "docker2nix"])
-def test_final_429_with_hub_headers_exits_6_with_the_numbers(proxy, tool):
-    proxy.on("GET", MANIFEST).status(429, headers=HUB)
-    proxy.on("HEAD", MANIFEST).status(429, headers=HUB)
-    r = run(tool, "--registry", proxy.url, REPO, TAG, "--platform", "linux/amd64", "--retries", "1", "--no-mirrors")
+@pytest.mark.parametrize("tool", ["hocker-manifest", "hocker-config", "hocker-image", "docker2nix"])
+def test_no_pulls_left_is_final_at_once_exit_6_with_the_numbers(proxy, tool, tmp_path):
+    """ratelimit-remaining 0: the window is hours, so no retries are spent waiting for it."""
+    proxy.on(None, MANIFEST).status(429, retry_after=1, headers=HUB)
+    out = ["-o", str(tmp_path / "out")] if tool == "hocker-image" else []
+    r = run(tool, "--registry", proxy.url, REPO, TAG, "--platform", "linux/amd64", "--no-mirrors", *out)
     assert r.returncode == 6, r.stderr.decode()
+    [line] = r.stderr.decode().splitlines()
+    assert line.startswith(f"{tool}: rate limited by 127.0.0.1:{proxy.port}: 0 of 100 pulls left per 6 hours;"), line
+    assert "log in" in line and "mirror" in line
+    assert len(proxy.requests(path=MANIFEST)) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_429_with_pulls_left_is_retried_then_quoted(proxy):
+    """A 429 while the allowance is not used up (a burst limit) is transient: retried, then reported."""
+    proxy.on("GET", MANIFEST).status(429, retry_after=0, headers={**HUB, "ratelimit-remaining": "12;w=21600"})
+    r = run("hocker-manifest", "--registry", proxy.url, REPO, TAG, "--retries", "1", "--no-mirrors")
+    assert r.returncode == 6
     last = r.stderr.decode().splitlines()[-1]
-    assert last.startswith(f"{tool}: rate limited by 127.0.0.1:{proxy.port}: 0 of 100 pulls left per 6 hours"), last
-    assert "log in" in last and "mirror" in last
-    assert len(proxy.requests(path=MANIFEST)) == 2  # the first try and one retry
+    assert "12 of 100 pulls left per 6 hours (gave up after 1 retries)" in last, last
+    assert len(proxy.requests("GET", MANIFEST)) == 2  # the first try and one retry
 
 
 def test_final_429_without_headers_says_so(proxy):
