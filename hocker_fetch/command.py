@@ -109,6 +109,7 @@ def chosen_platform(args: argparse.Namespace) -> "Platform":
 def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int = 8) -> "RegistryClient":
     from .auth import resolve_credentials
     from .client import ClientOptions, RegistryClient
+    from .mirrors import origin_of
 
     password = args.password
     if args.password_stdin:
@@ -120,13 +121,11 @@ def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int
     if args.retries < 0:
         raise UsageError("--retries must not be negative")
     mirrors = mirror_config(args)
-    # blocked registries and broken rewrites fail here, before any request; the origin may be moved
-    origin = mirrors.sources(ref.registry, ref.repository, False)[-1] if mirrors else None
+    origin = origin_of(mirrors, ref.registry, ref.repository)  # registries.conf may move it, or block it
     creds = resolve_credentials(username=args.username, password=password, token=args.token,
-                                credentials_file=args.credentials_file, env=os.environ,
-                                registry_host=origin.host if origin else ref.registry)
-    options = ClientOptions(insecure=args.insecure or bool(origin and origin.insecure), ca_file=args.ca_file,
-                            timeout=args.timeout, retries=args.retries, pool_size=pool)
+                    credentials_file=args.credentials_file, registry_host=origin.host, env=os.environ)
+    options = ClientOptions(insecure=args.insecure or origin.insecure, ca_file=args.ca_file, timeout=args.timeout,
+                            retries=args.retries, pool_size=pool)
     return RegistryClient(ref, creds, options, log=_say(prog, args.quiet), mirrors=mirrors)
 
 
@@ -134,11 +133,12 @@ def mirror_config(args: argparse.Namespace) -> "Optional[MirrorConfig]":
     """registries.conf plus --mirror (tried first); None with --no-mirrors."""
     from .mirrors import load_config, parse_mirror_flag
 
-    if args.no_mirrors:
-        if args.mirror:
+    flags = getattr(args, "mirror", None) or []  # a parser without the mirror options: registries.conf only
+    if getattr(args, "no_mirrors", False):
+        if flags:
             raise UsageError("give either --mirror or --no-mirrors")
         return None
-    return load_config(os.environ, [parse_mirror_flag(m, args.insecure) for m in args.mirror])
+    return load_config(os.environ, [parse_mirror_flag(m, args.insecure) for m in flags])
 
 
 def emit_bytes(data: bytes, out: Optional[str]) -> None:

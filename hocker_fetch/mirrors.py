@@ -13,24 +13,23 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from .errors import UsageError
-from .reference import DOCKER_HUB_API, DOCKER_HUB_HOSTS
+from .reference import _HOST as _HOSTPORT
+from .reference import _PATH, DOCKER_HUB_API, DOCKER_HUB_HOSTS
 
 SYSTEM_CONF = "/etc/containers/registries.conf"
 PULL_MODES = ("all", "digest-only", "tag-only")
 #: pull-from-mirror of the ad hoc `--mirror` mirrors: a tag always resolves at the origin (a stale mirror
 #: cannot move a pin) while every by-digest request (manifests from a pin, all blobs) uses the mirror
 FLAG_PULL_MODE = "digest-only"
-_HOSTPORT = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-                       r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*")
 
 
-@dataclass(frozen=True)
-class Mirror:
+# NamedTuples, not dataclasses: every tool imports this module, and a dataclass costs 1-2 ms to create
+
+
+class Mirror(NamedTuple):
     """One `[[registry.mirror]]` (or `--mirror`): a location `host[:port][/path]` and when it may be used."""
 
     location: str
@@ -46,8 +45,7 @@ class Mirror:
         return True
 
 
-@dataclass(frozen=True)
-class RegistryEntry:
+class RegistryEntry(NamedTuple):
     """One `[[registry]]` table, validated; `origin` names the file it came from (for messages)."""
 
     prefix: str
@@ -58,8 +56,7 @@ class RegistryEntry:
     origin: str = ""
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """One place to send a request: `host` (host[:port]) and the `repository` there (rewritten)."""
 
     host: str
@@ -68,13 +65,14 @@ class Source:
     mirror: bool
 
 
-@dataclass
 class MirrorConfig:
     """The merged configuration (entries sorted by prefix, as containers/image keeps them) plus `--mirror`s."""
 
-    entries: list[RegistryEntry] = field(default_factory=list)
-    extra: tuple[Mirror, ...] = ()  # from --mirror, tried before the configured mirrors
-    files: tuple[str, ...] = ()  # what was read, for messages
+    def __init__(self, entries: Sequence[RegistryEntry] = (), extra: Sequence[Mirror] = (),
+                 files: Sequence[str] = ()):
+        self.entries = list(entries)
+        self.extra = tuple(extra)  # from --mirror, tried before the configured mirrors
+        self.files = tuple(files)  # what was read, for messages
 
     def find(self, name: str) -> Optional[RegistryEntry]:
         """The entry with the longest prefix matching `name` (`host/repo`), as FindRegistry picks it."""
@@ -113,6 +111,13 @@ class MirrorConfig:
         entry = self.find(name)
         mirrors = list(self.extra) + (list(entry.mirrors) if entry is not None else [])
         return any(m.serves(by_digest) for m in mirrors)
+
+
+def origin_of(config: Optional[MirrorConfig], registry: str, repository: str) -> Source:
+    """Where the image's registry really is (a `location` may move it); UsageError if it is blocked."""
+    if config is None:
+        return Source(registry, repository, False, False)
+    return config.sources(registry, repository, False)[-1]
 
 
 def image_name(registry: str, repository: str) -> str:
@@ -223,7 +228,7 @@ def load_config(env: Mapping[str, str], extra: Sequence[Mirror] = ()) -> MirrorC
     return MirrorConfig([merged[p] for p in sorted(merged)], tuple(extra), tuple(files))
 
 
-_REGISTRY_TABLE = re.compile(r"^[ \t]*(?:\[\[[ \t]*[\"']?registry\b|[\"']?registry[\"']?[ \t]*=)", re.MULTILINE)
+_REGISTRY_TABLE = re.compile(r"^[ \t]*(?:\[\[[ \t]*[\"']?registry\b|[\"']?registry[\"']?[ \t]*=[ \t]*\[)", re.MULTILINE)
 
 
 def _toml_loads(text: str, path: str) -> dict[str, Any]:
@@ -235,8 +240,6 @@ def _toml_loads(text: str, path: str) -> dict[str, Any]:
         try:
             toml = importlib.import_module("tomli")  # the same parser, packaged for 3.9/3.10
         except ImportError:
-            if not _REGISTRY_TABLE.search(text):
-                return {}  # no [[registry]] table: nothing here for us (podman's stock file, aliases)
             raise UsageError(f"{path}: reading registries.conf needs Python >= 3.11 or the tomli package "
                              "(or pass --no-mirrors)") from None
     try:
@@ -256,6 +259,10 @@ def parse_file(path: str) -> list[RegistryEntry]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not UTF-8 text") from None
+    if not _REGISTRY_TABLE.search(text):
+        # no [[registry]] table (podman's stock file, short-name aliases): nothing here for us, and every
+        # tool starts faster without parsing it (a Nix build starts one process per blob)
+        return []
     return parse_entries(_toml_loads(text, path), path)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Mapping, Optional, TypeVar
 from urllib.parse import urlsplit
 
@@ -30,14 +30,11 @@ T = TypeVar("T")
 MIRROR_CONNECT_TIMEOUT = 5.0
 
 
-@dataclass
 class Endpoint:
     """One host we talk to: its transport (scheme, TLS, retries) and its auth state."""
 
-    host: str
-    transport: Transport
-    auth: RegistryAuth
-    mirror: bool
+    def __init__(self, host: str, transport: Transport, auth: RegistryAuth, mirror: bool):
+        self.host, self.transport, self.auth, self.mirror = host, transport, auth, mirror
 
     def close(self) -> None:
         self.transport.close()
@@ -106,7 +103,8 @@ class Endpoints:
 
     def _make(self, src: Source) -> Endpoint:
         """A mirror's endpoint: no retries, its own credentials; a rewritten origin: the origin's settings."""
-        insecure = self.options.insecure or src.insecure
+        # a mirror's own setting (--mirror's carries --insecure); the origin's options hold --insecure and its own
+        insecure = src.insecure if src.mirror else self.options.insecure or src.insecure
         options = replace(self.options, insecure=insecure, retries=0 if src.mirror else self.options.retries,
                           connect_timeout=MIRROR_CONNECT_TIMEOUT if src.mirror else self.options.connect_timeout)
         loopback = is_loopback(urlsplit(f"//{src.host}").hostname or "")

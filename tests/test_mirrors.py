@@ -297,3 +297,15 @@ def test_a_corrupt_layer_from_a_mirror_is_replaced_in_every_format(plain_registr
         return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
     assert tree(tmp_path / "via") == tree(tmp_path / "direct")
+
+
+@pytest.mark.parametrize("kind", ["down", "500", "corrupt"])
+def test_docker2nix_pins_the_same_past_a_failing_mirror(plain_registry, broken, kind, tmp_path):
+    """The multi-arch index resolves by tag, its platform manifest by digest (the request the lying mirror
+    corrupts); the pin is byte-identical to one made without mirrors."""
+    host = _faults(kind, broken)
+    args = ["--registry", plain_registry.url, "library/multi", "oci", *PLATFORM]
+    r = run("docker2nix", *args, env=conf(tmp_path, mirror_conf(plain_registry.host, host)))
+    assert r.returncode == 0, r.stderr.decode()
+    assert len(skipped_lines(r.stderr, host)) == 1, r.stderr.decode()
+    assert r.stdout == run("docker2nix", *args, "--no-mirrors").stdout

@@ -131,7 +131,7 @@ def test_which_files_are_read(tmp_path):
      '[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "all"\n', "cannot be combined"),
     ('[[registry]]\nlocation = "q.io"\npull-from-mirror = "all"\n', "belongs in [[registry.mirror]]"),
     ('[[registry]]\nlocation = "q.io"\nblocked = "yes"\n', "blocked must be true or false"),
-    ('registry = "q.io"\n', "must be an array of tables"),
+    ('registry = ["q.io"]\n', "must be an array of tables"),
 ])
 def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, text, message):
     from hocker_fetch.errors import UsageError
@@ -163,3 +163,19 @@ def test_bad_mirror_flag(value):
 
     with pytest.raises(UsageError):
         parse_mirror_flag(value, insecure=False)
+
+
+def test_a_file_without_registry_tables_is_not_parsed(tmp_path):
+    """podman's stock files (search registries, short-name aliases, even an alias named "registry") are not
+    parsed at all: nothing there concerns mirrors, and every tool starts without loading a TOML parser."""
+    import subprocess
+    import sys
+
+    cfg = _load(tmp_path, 'unqualified-search-registries = ["docker.io"]\n[aliases]\n"registry" = "docker.io/'
+                          'library/registry"\nthis is not = TOML ]]\n')
+    assert cfg.entries == []
+    probe = ("import os, sys; from hocker_fetch.mirrors import load_config; "
+             "load_config(os.environ); print('tomllib' in sys.modules)")
+    env = {"CONTAINERS_REGISTRIES_CONF": str(tmp_path / "main.conf"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
