@@ -114,9 +114,11 @@ class MirrorConfig:
 
 
 def origin_of(config: Optional[MirrorConfig], registry: str, repository: str) -> Source:
-    """Where the image's registry really is (a `location` may move it); UsageError if it is blocked."""
+    """Where the image's registry really is (a `location` may move it); UsageError if it is blocked, or if a
+    location rewrites the name into something that is not host/repository (found now, not mid-download)."""
     if config is None:
         return Source(registry, repository, False, False)
+    config.sources(registry, repository, True)
     return config.sources(registry, repository, False)[-1]
 
 
@@ -155,7 +157,8 @@ def _rewrite(name: str, prefix: str, location: str) -> str:
 def _source(rewritten: str, insecure: bool, mirror: bool) -> Source:
     host, _, repository = rewritten.partition("/")
     if not repository or not _PATH.fullmatch(repository):
-        raise UsageError(f"mirror rewrite gives {rewritten!r}, not host/repository: check its location")
+        raise UsageError(f"registries.conf or --mirror rewrites the image to {rewritten!r}, which is not "
+                         "host/repository: check the location")
     if host.lower() in DOCKER_HUB_HOSTS:
         host = DOCKER_HUB_API
     return Source(host, repository, insecure, mirror)

@@ -179,3 +179,14 @@ def test_a_file_without_registry_tables_is_not_parsed(tmp_path):
     env = {"CONTAINERS_REGISTRIES_CONF": str(tmp_path / "main.conf"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_rewrite_that_is_no_repository_fails_before_any_request(tmp_path):
+    from hocker_fetch.errors import UsageError
+    from hocker_fetch.mirrors import origin_of
+
+    cfg = _load(tmp_path, '[[registry]]\nprefix = "quay.io/a/b"\nlocation = "quay.io/a/b"\n'
+                          '[[registry.mirror]]\nlocation = "m.local"\npull-from-mirror = "digest-only"\n')
+    with pytest.raises(UsageError, match="rewrites the image to 'm.local'"):
+        origin_of(cfg, "quay.io", "a/b")
+    assert origin_of(None, "quay.io", "a/b").host == "quay.io"
