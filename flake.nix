@@ -16,7 +16,9 @@
       #   fetchers = hocker-fetch.lib.mkFetchers { hocker = hocker-fetch.packages.${system}.default; };
       #   image = import ./debian.nix { inherit (fetchers) fetchDockerConfig fetchDockerLayer fetchdocker; };
       # `system` defaults to the package's own; for a virtualenv (a path: flakes evaluate purely, without
-      # builtins.currentSystem) pass it, or evaluation stops with an error that says so.
+      # builtins.currentSystem) pass it, or evaluation stops with an error that says so. Every other argument of
+      # nix/default.nix passes through, e.g. `mirrors` (a registries.conf attribute set or file; with the
+      # overlay: the package set's `hocker-fetch-mirrors`; on NixOS: services.hocker-images.mirrors).
       lib = {
         mkFetchers = { hocker, system ? null, ... }@args: import ./nix/default.nix args;
         # The fetchers of the flake's own package for a system (needs nixpkgs).

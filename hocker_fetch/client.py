@@ -78,8 +78,9 @@ class RegistryClient:
     def __init__(self, ref: Reference, credentials: Optional[Credentials] = None,
                  options: Optional[ClientOptions] = None, *, log: Callable[[str], None] = lambda _m: None,
                  env: Optional[Mapping[str, str]] = None, sleep: Callable[[float], None] = time.sleep,
-                 mirrors: Optional[MirrorConfig] = None):
-        """`mirrors`: where else by-digest requests may go (None: the registry only)."""
+                 mirrors: Optional[MirrorConfig] = None, warn: Optional[Callable[[str], None]] = None):
+        """`mirrors`: where else by-digest requests may go (None: the registry only); `warn`: where a skipped
+        mirror is reported (default `log`)."""
         self.options = options = options or ClientOptions()
         self.host = ref.registry
         if credentials is not None:
@@ -91,7 +92,7 @@ class RegistryClient:
         self.transport = Transport(ref.base_url, options, may_fall_back=may_fall_back, log=log, env=env, sleep=sleep)
         self.auth = RegistryAuth(self.transport.send, credentials, insecure=options.insecure)
         self.origin = Endpoint(ref.registry, self.transport, self.auth, mirror=False)
-        self.endpoints = Endpoints(self.origin, mirrors, options, log=log, env=env, sleep=sleep)
+        self.endpoints = Endpoints(self.origin, mirrors, options, log=log, env=env, sleep=sleep, warn=warn)
         self._small_blobs: dict[str, bytes] = {}  # configs already fetched (a platform check, then the tool)
 
     @property

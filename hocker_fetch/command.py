@@ -104,7 +104,8 @@ def add_auth_options(p: argparse.ArgumentParser) -> None:
 
 def add_quiet_option(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
-    o.add_argument("-q", "--quiet", action="store_true", help="no progress or retry messages on stderr")
+    o.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress or retry messages on stderr (a skipped mirror is still reported)")
 
 
 def add_out_option(p: argparse.ArgumentParser, required: bool) -> None:
@@ -144,7 +145,8 @@ def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int
         options = dataclasses.replace(options, insecure=True)
     creds = resolve_credentials(username=args.username, password=password, token=args.token,
                     credentials_file=args.credentials_file, registry_host=origin.host, env=os.environ)
-    return RegistryClient(ref, creds, options, log=say(prog, args.quiet), mirrors=mirrors)
+    return RegistryClient(ref, creds, options, log=say(prog, args.quiet), mirrors=mirrors,
+                          warn=say(prog, False))  # a skipped mirror is reported even with -q
 
 
 def read_password(args: argparse.Namespace) -> Optional[str]:

@@ -44,11 +44,15 @@ class Endpoints:
     """The origin's endpoint, plus the mirrors' (made on first use); safe to share between download threads."""
 
     def __init__(self, origin: Endpoint, mirrors: Optional[MirrorConfig], options: ClientOptions, *,
-                 log: Callable[[str], None], env: Mapping[str, str], sleep: Callable[[float], None]):
+                 log: Callable[[str], None], env: Mapping[str, str], sleep: Callable[[float], None],
+                 warn: Optional[Callable[[str], None]] = None):
+        """`warn` reports a skipped mirror (default `log`): a broken mirror is a configuration problem, so the
+        tools say so even with -q (the Nix builders run them with -q; their log is where it must show)."""
         self.origin = origin
         self.config = mirrors
         self.options = options
         self.log, self.env, self.sleep = log, env, sleep
+        self.warn = warn or log
         self._made: dict[tuple[str, bool], Endpoint] = {}
         self._dead: set[str] = set()
         self._lock = threading.Lock()
@@ -87,7 +91,7 @@ class Endpoints:
                         continue
                     self._dead.add(src.host)
                 nxt = sources[i + 1]
-                self.log(f"{what}: skipping mirror {src.host} ({_why(exc, what, src.host)}); trying "
+                self.warn(f"{what}: skipping mirror {src.host} ({_why(exc, what, src.host)}); trying "
                          f"{'mirror ' if nxt.mirror else ''}{nxt.host}")
         raise AssertionError("the origin is always the last source")  # pragma: no cover
 

@@ -14,6 +14,9 @@
 # impure variables DOCKER_USER/DOCKER_PASS/DOCKER_TOKEN, or a credentials file named by a DOCKER_CREDENTIALS
 # entry of NIX_PATH (`-I DOCKER_CREDENTIALS=/root/docker-creds`), or /etc/nix-docker-credentials.txt; the
 # builder reads the file, Nix only sees its name.
+#
+# Mirrors (pull-through caches, registries.conf v2): the `mirrors` argument, else an impure
+# CONTAINERS_REGISTRIES_CONF (see mirrorsPrelude). They change where bytes come from, never a store path.
 { hocker
 , cacert ? null
   # the Nix system the builders run on; default: the hocker package's own, else the current system (impure only)
@@ -31,6 +34,11 @@
 , runtimeShell ? shell
 , sslCertFile ? (if cacert == null then null else "${cacert}/etc/ssl/certs/ca-bundle.crt")
 , credentialsFile ? null
+  # registries.conf for the fetchers: an attribute set in its shape ({ registry = [ { prefix = "docker.io";
+  # mirror = [ { location = "mirror.corp:5000"; } ]; } ]; }, written as TOML), or a file (a path, copied into the
+  # store, or a store path). Either is a store input of every fetch, so the sandbox shows it. `{ }`: no mirrors,
+  # whatever the environment says. null: CONTAINERS_REGISTRIES_CONF from the build's environment, if readable.
+, mirrors ? null
 }:
 let
   buildSystem =
@@ -52,6 +60,18 @@ let
   credentialsExplicit = credentialsFile != null || nixPathCredentials != [ ];
 
   bin = name: "${hocker}/bin/${name}";
+
+  # Mirror URLs are not secret: a file in the store is fine (and the only kind the sandbox shows unasked).
+  registriesConf =
+    if mirrors == null then null
+    else if builtins.isAttrs mirrors && !(mirrors ? outPath)
+    then builtins.toFile "registries.conf" ((import ./toml.nix).toTOML mirrors)
+    else if builtins.isPath mirrors then builtins.path { path = mirrors; name = "registries.conf"; }
+    else if builtins.isString mirrors && builtins.hasContext mirrors then mirrors
+    else if builtins.isAttrs mirrors then "${mirrors}"
+    else if builtins.isString mirrors && builtins.substring 0 1 mirrors == "/"
+    then builtins.path { path = mirrors; name = "registries.conf"; }
+    else throw "hocker-fetch: `mirrors` must be a registries.conf attribute set or the absolute path of one, not ${builtins.toJSON mirrors}";
 
   stripDigest = d: let m = builtins.match "sha256:([0-9a-f]{64})" d; in if m == null then d else builtins.head m;
   checkHex = what: hex:
@@ -162,6 +182,23 @@ let
     exec "$@" --out "$out"
   '';
 
+  # The `mirrors` file comes as hockerRegistriesConf, not as CONTAINERS_REGISTRIES_CONF itself: Nix sets every
+  # impureEnvVars name after the .drv's own variables (to "" when unset), which would hide it. It wins (it is in
+  # the .drv: what was asked for). Else an impure CONTAINERS_REGISTRIES_CONF is used if the builder can read it;
+  # one it cannot read (outside the sandbox paths, or not readable by the build user) is one line on stderr and
+  # the fetch goes on without mirrors: they only change where verified bytes come from, and the origin is always
+  # tried. (Not a failure, unlike a named credentials file: there an anonymous pull would mislead.)
+  mirrorsPrelude = ''
+    if [ -n "''${hockerRegistriesConf:-}" ]; then
+      export CONTAINERS_REGISTRIES_CONF="$hockerRegistriesConf"
+    elif [ -z "''${CONTAINERS_REGISTRIES_CONF:-}" ]; then
+      unset CONTAINERS_REGISTRIES_CONF
+    elif [ ! -r "$CONTAINERS_REGISTRIES_CONF" ]; then
+      echo "hocker-fetch: CONTAINERS_REGISTRIES_CONF=$CONTAINERS_REGISTRIES_CONF cannot be read in this build (the sandbox shows only store inputs and extra-sandbox-paths): fetching without mirrors; pass them as nix/default.nix's mirrors argument (or the NixOS option services.hocker-images.mirrors)" >&2
+      export CONTAINERS_REGISTRIES_CONF=/dev/null
+    fi
+  '';
+
   # nixpkgs' convention: an impure NIX_SSL_CERT_FILE (e.g. a TLS-intercepting proxy's CA) wins over cacert's
   # bundle in SSL_CERT_FILE. Only inside these builders: the CLI itself keeps SSL_CERT_FILE first, as documented.
   sslPrelude = ''
@@ -187,7 +224,7 @@ let
       inherit name;
       system = buildSystem;
       builder = shell;
-      args = [ "-c" (sslPrelude + fetchScript) "hocker-fetch" ] ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
+      args = [ "-c" (sslPrelude + mirrorsPrelude + fetchScript) "hocker-fetch" ] ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
       outputHashMode = "flat";
       outputHashAlgo = "sha256";
       outputHash =
@@ -201,12 +238,13 @@ let
         "DOCKER_USER" "DOCKER_PASS" "DOCKER_TOKEN"
         "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy"
         "HTTP_PROXY" "HTTPS_PROXY" "FTP_PROXY" "ALL_PROXY" "NO_PROXY"
-        "NIX_SSL_CERT_FILE"
+        "NIX_SSL_CERT_FILE" "CONTAINERS_REGISTRIES_CONF"
       ];
       credentialsFile = credentials;
       credentialsFileExplicit = credentialsExplicit;
       PYTHONDONTWRITEBYTECODE = "1";
-    } // (if sslCertFile == null then { } else { SSL_CERT_FILE = sslCertFile; }));
+    } // (if registriesConf == null then { } else { hockerRegistriesConf = registriesConf; })
+      // (if sslCertFile == null then { } else { SSL_CERT_FILE = sslCertFile; }));
 
   fetchDockerLayer =
     { registry ? hubRegistry
@@ -450,4 +488,6 @@ in
   inherit fetchDockerConfig fetchDockerLayer fetchDockerManifest fetchdocker familiarName hockerName sha256ToHex;
   # importDockerLock ./images.lock.json (images for `system`); importDockerLockFor SYSTEM ./images.lock.json
   inherit importDockerLock importDockerLockFor;
+  # the registries.conf store path the fetchers use (null: the environment's), e.g. for skopeo in the same build
+  inherit registriesConf;
 }

@@ -5,6 +5,8 @@
 #     enable = true;
 #     images = [ (pkgs.callPackage ./debian.nix { }) ];   # needs hocker-fetch's overlay
 #     registryCredentialsFile = "/run/secrets/registry";  # private registries (a string: never in the store)
+#     mirrors = { registry = [ { prefix = "docker.io"; location = "registry-1.docker.io";
+#                                mirror = [ { location = "mirror.corp:5000"; } ]; } ]; };  # all Nix builds' fetches
 #   };
 #
 # A oneshot unit runs after the container engine; an image whose ID (its config digest) is already loaded is
@@ -41,6 +43,21 @@ let
       && !lib.hasPrefix "${builtins.storeDir}/" x;
     merge = lib.options.mergeEqualOption;
   };
+
+  # registries.conf for the nix-daemon's fetches: an attribute set (written as TOML) or a file in the store. A
+  # plain string outside the store is refused: the sandbox would not show it, and pure evaluation cannot copy it.
+  # (the file first: a derivation is an attribute set too)
+  registriesConfType = lib.types.either (lib.mkOptionType {
+    name = "registriesConfFile";
+    description = "registries.conf file in the Nix store (a path literal, or e.g. config.environment.etc.\"containers/registries.conf\".source)";
+    check = x: builtins.isPath x || (lib.isStringLike x && lib.hasPrefix "${builtins.storeDir}/" "${x}");
+    merge = lib.options.mergeEqualOption;
+  }) (lib.types.attrsOf lib.types.anything);
+  registriesConf =
+    if cfg.mirrors == null then null
+    else if builtins.isAttrs cfg.mirrors && !(cfg.mirrors ? outPath)
+    then builtins.toFile "registries.conf" ((import ./toml.nix).toTOML cfg.mirrors)
+    else "${cfg.mirrors}";
 
   loadOne = image: ''
     ${lib.optionalString (image.configDigest or null != null) ''
@@ -89,12 +106,38 @@ in
         that lists these variables in `impureEnvVars` receives them and can send them anywhere.
       '';
     };
+    mirrors = lib.mkOption {
+      type = lib.types.nullOr registriesConfType;
+      default = null;
+      example = lib.literalExpression ''
+        { registry = [ { prefix = "docker.io"; location = "registry-1.docker.io";
+                         mirror = [ { location = "mirror.corp:5000"; pull-from-mirror = "digest-only"; } ]; } ]; }
+      '';
+      description = ''
+        Registry mirrors (pull-through caches) for every fetchDocker* build on this machine's nix-daemon, in
+        containers-registries.conf(5) v2 form: an attribute set (written as TOML into the store) or a
+        registries.conf file in the store; to reuse what podman and skopeo read, give
+        `config.environment.etc."containers/registries.conf".source`. The daemon gets
+        `CONTAINERS_REGISTRIES_CONF` pointing at the file, and the file is added to
+        `nix.settings.extra-sandbox-paths` so the sandboxed builders can read it. A mirror only changes where
+        the (digest-verified) bytes come from: no store path changes, and the origin is tried after the
+        mirrors. A `mirrors` argument of the fetchers themselves (nix/default.nix, the overlay's
+        `hocker-fetch-mirrors`) wins over this. A change is a new store file, so nix.conf changes and the
+        switch restarts nix-daemon (its restartTriggers). Works without `enable`.
+      '';
+    };
   };
 
   config = lib.mkMerge [
     (lib.mkIf (cfg.registryCredentialsFile != null) {
       # "-": a missing file must not keep the nix-daemon (and with it nixos-rebuild) from starting.
       systemd.services.nix-daemon.serviceConfig.EnvironmentFile = [ "-${cfg.registryCredentialsFile}" ];
+    })
+
+    (lib.mkIf (cfg.mirrors != null) {
+      # Mirror URLs are not secret: the file is in the store, which the sandbox shows once it is listed.
+      systemd.services.nix-daemon.environment.CONTAINERS_REGISTRIES_CONF = registriesConf;
+      nix.settings.extra-sandbox-paths = [ registriesConf ];
     })
 
     (lib.mkIf (cfg.enable && cfg.images != [ ]) {

@@ -125,6 +125,7 @@ class NixDaemon:
         os.chown(self.cache, self.client_uid, self.client_gid)
         self.sandbox_paths = [*SYSTEM_SANDBOX_PATHS, *builder_sandbox_paths(), str(self.secrets),
                               *extra_sandbox_paths]
+        self.base_sandbox_paths = list(self.sandbox_paths)
         for p in builder_sandbox_paths():
             problem = _world_traversable(Path(p))
             if problem:
@@ -196,6 +197,15 @@ in import file {{ inherit (fetchers) fetchDockerConfig fetchDockerLayer fetchdoc
     def restart(self, env: Optional[dict[str, str]] = None) -> None:
         self.stop()
         self.start(env)
+
+    def set_sandbox_paths(self, paths: Iterable[str]) -> None:
+        """extra-sandbox-paths = the basics plus `paths` (e.g. a store path: its closure is mounted, as NixOS's
+        nix.settings.extra-sandbox-paths does it); nix.conf is rewritten, the next (re)start reads it."""
+        self.sandbox_paths = [*self.base_sandbox_paths, *paths]
+        conf = self.conf / "nix.conf"
+        lines = [f"extra-sandbox-paths = {' '.join(self.sandbox_paths)}" if line.startswith("extra-sandbox-paths")
+                 else line for line in conf.read_text().splitlines()]
+        conf.write_text("\n".join(lines) + "\n")
 
     # -- the unprivileged client -----------------------------------------------------------------
     def client_env(self, **extra: str) -> dict[str, str]:
