@@ -234,6 +234,9 @@ def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest
 
 def reason(exc: BaseException) -> str:
     """A short, secret-free reason for a network failure."""
+    if isinstance(exc, requests.exceptions.ProxyError):
+        # urllib3 would say ('Unable to connect to proxy', NewConnectionError(<object at 0x...>, ...))
+        return "the proxy from the environment (https_proxy/http_proxy/all_proxy) refused or failed the connection"
     text = str(exc.__class__.__name__)
     inner = getattr(exc, "args", None)
     if inner and isinstance(inner[0], BaseException):
