@@ -51,6 +51,23 @@ def main(registry: str, work: Path) -> None:
          ["nix-build", str(work / "default.nix"), "-A", "dockerArchive", "--no-out-link"], env=env)
     step("(nix-build --check: the archive is bit-for-bit reproducible)",
          ["nix-build", str(work / "default.nix"), "-A", "dockerArchive", "--no-out-link", "--check"], env=env)
+    lock_demo(registry, work, env)
+
+
+def lock_demo(registry: str, work: Path, env: dict[str, str]) -> None:
+    """Many images in one lock file, kept current by hocker-lock and built with importDockerLock."""
+    host = registry.split("://", 1)[-1].rstrip("/")
+    lock = [str(BIN / "hocker-lock"), "--file", str(work / "images.lock.json")]
+    step("a fleet in one lock file: add an image (this host's platform)", [*lock, "add", f"{host}/library/hello:1.0"])
+    step("... and a multi-arch one for every platform Nix builds for",
+         [*lock, "add", "--platform", "all", f"{host}/library/multi:1.0"])
+    step("what is pinned", [*lock, "list"])
+    step("check: exit 0, no tag moved (1 would name the entries that did; `update` rewrites them)", [*lock, "check"])
+    (work / "fleet.nix").write_text(
+        f"(import {ROOT}/nix/default.nix {{ hocker = {json.dumps(str(ROOT / '.venv'))}; }}).importDockerLock "
+        f"{work / 'images.lock.json'}\n")
+    step("build one entry with importDockerLock (the layers are the store paths built above)",
+         ["nix-build", str(work / "fleet.nix"), "-A", "hello", "--no-out-link"], env=env)
 
 
 if __name__ == "__main__":
