@@ -2,7 +2,8 @@
 { lib, python3Packages, makeWrapper }:
 let
   inherit (python3Packages) python;
-  deps = with python3Packages; [ requests jinja2 ];
+  # registries.conf (mirrors) is TOML: the standard library reads it from Python 3.11 on, tomli before
+  deps = with python3Packages; [ requests jinja2 ] ++ lib.optional (pythonOlder "3.11") tomli;
   root = ../.;
   # setup.cfg is the one place the version is written (hocker_fetch reads its installed metadata).
   version =

@@ -363,7 +363,8 @@ let
     python3Packages = {{
       python = {{ interpreter = "/stub/bin/python3"; sitePackages = "lib/python3/site-packages"; }};
       makePythonPath = ps: "/stub/pythonpath";
-      setuptools = "/stub/setuptools"; requests = "/stub/requests"; jinja2 = "/stub/jinja2";
+      setuptools = "/stub/setuptools"; requests = "/stub/requests"; jinja2 = "/stub/jinja2"; tomli = "/stub/tomli";
+      pythonOlder = version: builtins.compareVersions "3.11" version < 0;  # the stub's python is 3.11
       buildPythonApplication = attrs: (attrs.passthru or {{ }}) // {{
         type = "derivation"; outPath = "${{fake.hocker}}"; name = "${{attrs.pname}}-${{attrs.version}}"; system = sys;
         inherit (attrs) pname version meta; stubArgs = attrs;
@@ -607,6 +608,12 @@ let p = {pkg}; a = p.stubArgs; in {{
                      "build-system": ["/stub/setuptools"], "dependencies": ["/stub/requests", "/stub/jinja2"],
                      "format": None, "propagated": None, "license": "Apache-2.0",
                      "python": "libexec/hocker-fetch/python"}
+    # an older python gets tomli for registries.conf (tomllib is 3.11's)
+    older = nix.run("nix", "eval", "--impure", "--json", "--expr", f"""
+let stub = import {stub} {{ }}; in (stub.callPackage {copy}/nix/package.nix {{
+  python3Packages = stub.python3Packages // {{ pythonOlder = version: true; }};
+}}).stubArgs.dependencies""").stdout
+    assert json.loads(older) == ["/stub/requests", "/stub/jinja2", "/stub/tomli"]
     src = nix.run("nix", "eval", "--impure", "--raw", "--expr", f"({pkg}).stubArgs.src.outPath").stdout
     files = sorted(str(p.relative_to(src)) for p in Path(src).rglob("*"))
     assert "hocker_fetch/cli.py" in files and "setup.cfg" in files and "LICENSE" in files
