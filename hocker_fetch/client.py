@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 import requests
 
@@ -215,11 +215,7 @@ class RegistryClient:
     def head_manifest(self, repository: str, reference: str) -> tuple[str, str, int]:
         """HEAD a manifest: (digest, content type, size). Docker Hub does not count HEADs against rate limits."""
         what = f"manifest {repository}:{reference}"
-        ep, repository = self.endpoints.origin_for(repository)
-        resp = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", _scope(repository),
-                            headers={"Accept": ACCEPT}, what=what, endpoint=ep)
-        with resp:
-            _raise_for_status(resp, what, ep.host)
+        with self._head_manifest(repository, reference, what) as resp:
             digest = resp.headers.get("Docker-Content-Digest", "")
             try:
                 digest = parse_digest(digest)
@@ -231,13 +227,23 @@ class RegistryClient:
 
     def rate_limit(self, repository: str, reference: str) -> dict[str, str]:
         """The registry's ratelimit-* headers on a HEAD of a manifest (a HEAD spends no Docker Hub pull)."""
-        ep, repository = self.endpoints.origin_for(repository)
-        what = f"manifest {repository}:{reference}"
-        resp = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", _scope(repository),
-                            headers={"Accept": ACCEPT}, what=what, endpoint=ep, budget=Budget(0))
-        with resp:
-            _raise_for_status(resp, what, ep.host)
+        with self._head_manifest(repository, reference, budget=Budget(0)) as resp:
             return {name: resp.headers[name] for name in RATE_LIMIT_HEADERS if name in resp.headers}
+
+    def _head_manifest(self, repository: str, reference: str, what: Optional[str] = None,
+                       budget: Optional[Budget] = None) -> requests.Response:
+        """A successful HEAD of a manifest at the origin (a registries.conf location may have moved it);
+        `what` names it in errors (default: the repository where it is asked)."""
+        ep, repository = self.endpoints.origin_for(repository)
+        what = what or f"manifest {repository}:{reference}"
+        resp = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", _scope(repository),
+                            headers={"Accept": ACCEPT}, what=what, endpoint=ep, budget=budget)
+        try:
+            _raise_for_status(resp, what, ep.host)
+        except BaseException:
+            resp.close()
+            raise
+        return resp
 
     def get_parsed(self, repository: str, reference: str) -> Parsed:
         """The manifest or index a tag or digest names, parsed (schema1 and garbage refused)."""
@@ -282,6 +288,19 @@ class RegistryClient:
                 return False
             _raise_for_status(resp, what, ep.host)
             return True
+
+    def check_foreign_served(self, ref: Reference, layers: Iterable[Descriptor]) -> None:
+        """ManifestError unless the registry serves each foreign (non-distributable) layer among `layers`.
+
+        The Nix fetchers get every blob from the registry: a foreign layer it does not serve would fail the
+        build with "blob not found", so pinning tools find out now (one HEAD per foreign layer, no download).
+        """
+        for d in layers:
+            if d.is_foreign and not self.has_blob(ref.repository, d.digest):
+                raise ManifestError(
+                    f"{ref} has a foreign (non-distributable) layer {d.digest} that {self.host} does not "
+                    f"serve (its urls: {', '.join(d.urls) or 'none'}); the Nix fetchers fetch blobs only from the "
+                    "registry: push the layer to it first")
 
     def get_blob_bytes(self, repository: str, descriptor: Descriptor, limit: int = MAX_CONFIG_BYTES) -> bytes:
         """A small blob (the config) in memory, verified."""

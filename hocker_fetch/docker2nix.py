@@ -131,15 +131,9 @@ def generate(args: argparse.Namespace) -> str:
         # an artifact or an encrypted image would pin a file whose build makes a broken image
         for m, _ in manifests:
             check_is_image(m, f"{ref} manifest {m.digest}" if index is not None else str(ref))
-        # the Nix fetchers get every blob from the registry: a foreign layer it does not serve would fail the
-        # build with "blob not found", so find out now (one HEAD per foreign layer, no download)
-        for d in (d for m, _ in manifests for d in m.layers if d.is_foreign):
-            registry = get_client()
-            if not registry.has_blob(ref.repository, d.digest):
-                raise ManifestError(
-                    f"{ref} has a foreign (non-distributable) layer {d.digest} that {registry.host} does not "
-                    f"serve (its urls: {', '.join(d.urls) or 'none'}); the Nix fetchers fetch blobs only from the "
-                    "registry: push the layer to it first")
+        foreign = [d for m, _ in manifests for d in m.layers if d.is_foreign]
+        if foreign:  # (a client only then: a manifest given on stdin needs no network otherwise)
+            get_client().check_foreign_served(ref, foreign)
         base_url = client.base_url if client is not None else None
         pin = pin_from_parts(ref, registry_uri(ref, base_url), manifests, index, args.alt_image_name, notes)
     finally:

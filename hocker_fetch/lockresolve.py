@@ -181,12 +181,7 @@ def build_entry(client: "RegistryClient", ref: "Reference", platforms: Platforms
     for manifest, platform in manifests:
         name = f"{ref} manifest {manifest.digest}" if index is not None else str(ref)
         check_is_image(manifest, name)
-        for d in (d for d in manifest.layers if d.is_foreign):
-            if not client.has_blob(repo, d.digest):
-                raise ManifestError(
-                    f"{ref} has a foreign (non-distributable) layer {d.digest} that {client.host} does not serve "
-                    f"(its urls: {', '.join(d.urls) or 'none'}); the Nix fetchers fetch blobs only from the "
-                    "registry: push the layer to it first")
+        client.check_foreign_served(ref, manifest.layers)
         config = client.get_blob_bytes(repo, manifest.config)
         platform = platform or config_platform(config)
         if platform is None:
