@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.verification import VerificationError
 
 from .sigstore_format import SignatureRejected, b64decode, exact_fields, field, loads, pem_blocks
-from .sigstore_fulcio import load_certificates, verify_fulcio_certificate
+from .sigstore_fulcio import load_certificates, require_path_building, verify_fulcio_certificate
 from .sigstore_rekor import verify_rekor_set
 
 __all__ = ["SignatureRejected", "CosignSignature", "FulcioTrust", "SigstoreRequirement", "VerifiedPayload",
@@ -127,6 +127,7 @@ def validate_requirement_keys(req: SigstoreRequirement) -> None:
             raise SignatureRejected("fulcio requires a Rekor public key")
         if not req.fulcio.oidc_issuer or not req.fulcio.subject_email:
             raise SignatureRejected("fulcio requires oidcIssuer and subjectEmail")
+        require_path_building()
         if not load_certificates(req.fulcio.ca_pem, "Fulcio CA"):
             raise SignatureRejected("Fulcio CA: no certificate")
 

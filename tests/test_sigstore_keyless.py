@@ -253,3 +253,18 @@ def test_fulcio_requirement_faults() -> None:
     with pytest.raises(SignatureRejected, match="Rekor"):
         verify_cosign(sig(keyless_layer(ca, log, DIGEST, REF)),
                       SigstoreRequirement(fulcio=FulcioTrust(ca.root_pem, ISSUER, EMAIL)))
+
+
+def test_old_cryptography_is_named_not_crashed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nixpkgs with cryptography < 45 lacks PolicyBuilder.extension_policies: one line at policy load."""
+    from cryptography.x509 import verification
+
+    from hocker_fetch import sigstore_fulcio
+    ca, log = TestCA(), RekorLog()
+    monkeypatch.delattr(verification.PolicyBuilder, "extension_policies", raising=False)
+    if hasattr(sigstore_fulcio.PolicyBuilder, "extension_policies"):
+        pytest.skip("the Rust class attribute cannot be removed here")
+    with pytest.raises(SignatureRejected, match="cryptography >= 45"):
+        validate_requirement_keys(fulcio(ca.root_pem, log.public_pem))
+    with pytest.raises(SignatureRejected, match="cryptography >= 45"):
+        verify_cosign(sig(keyless_layer(ca, log, DIGEST, REF)), fulcio(ca.root_pem, log.public_pem))
