@@ -111,7 +111,11 @@ class NixStore:
         if proc.returncode != 0:
             lines = [line for line in proc.stderr.splitlines() if line.strip()]
             last = lines[-1] if lines else f"exit {proc.returncode}"
-            raise NixStoreError(f"nix-store {args[0]} failed: {one_line(last)}")
+            hint = ""
+            if "cannot open connection to remote store" in last:  # Nix 2.8 says no more when refused
+                hint = (" (is the nix-daemon running, and does its nix.conf let this user in? allowed-users; "
+                        "see docs/prefetch.md)")
+            raise NixStoreError(f"nix-store {args[0]} failed: {one_line(last)}{hint}")
         return proc.stdout
 
     def path(self, need: Need) -> str:
