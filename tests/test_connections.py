@@ -88,6 +88,7 @@ class _BusyOnce(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     blob = b""
+    busy = b""
     hits = 0
     lock = threading.Lock()
 
@@ -95,7 +96,7 @@ class _BusyOnce(BaseHTTPRequestHandler):
         with self.lock:
             type(self).hits += 1
             first = type(self).hits == 1
-        status, body = (503, b'{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}') if first else (200, self.blob)
+        status, body = (503, self.busy) if first else (200, self.blob)
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "application/json" if first else "application/octet-stream")
@@ -106,11 +107,16 @@ class _BusyOnce(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_retried_503_keeps_its_connection(tmp_path: Path) -> None:
+@pytest.mark.parametrize("busy, connections", [
+    (b'{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}', 1),
+    (b"<html>" + b"x" * (1 << 20) + b"</html>", 2),  # past DRAIN_LIMIT: not read, the connection is dropped
+], ids=["short-body", "long-body"])
+def test_a_retried_503_keeps_its_connection_when_its_body_is_short(tmp_path: Path, busy: bytes,
+                                                                   connections: int) -> None:
     """The real registry never answers 503 on demand: a small keep-alive server of our own does."""
     blob = b"x" * 5000
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-    handler = type("Handler", (_BusyOnce,), {"blob": blob, "hits": 0, "lock": threading.Lock()})
+    handler = type("Handler", (_BusyOnce,), {"blob": blob, "busy": busy, "hits": 0, "lock": threading.Lock()})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -122,7 +128,7 @@ def test_a_retried_503_keeps_its_connection(tmp_path: Path) -> None:
             assert proc.returncode == 0, proc.stderr
             assert out.read_bytes() == blob
             assert handler.hits == 2
-            assert counter.accepted == 1
+            assert counter.accepted == connections
     finally:
         httpd.shutdown()
         httpd.server_close()
