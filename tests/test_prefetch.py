@@ -185,3 +185,30 @@ def test_computed_store_paths_equal_nix_stores(nix: Nix, name: str) -> None:
     hex_ = "ab" * 32
     asked = nix.run("nix-store", "--print-fixed-path", "sha256", hex_, name.format(hex=hex_)).stdout.strip()
     assert fixed_output_path(os.path.dirname(asked), name.format(hex=hex_), hex_) == asked
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+GOLDEN_CASES = [(f.name, s) for f in sorted(GOLDEN.glob("*.nix"))
+                for s in ((HOST, "aarch64-linux") if f.name.startswith("multi") else (None,))]
+
+
+@pytest.mark.parametrize("golden, system", GOLDEN_CASES)
+def test_golden_files_paths_equal_the_prefetch_paths(nix: Nix, golden: str, system: Optional[str]) -> None:
+    """Every docker2nix file of tests/golden: the names and paths prefetch computes for its digests are the
+    outPaths nix-instantiate computes for its fixed-output derivations (no network: paths only)."""
+    from hocker_fetch.manifest import Descriptor
+    from hocker_fetch.prefetch import fixed_output_path, image_needs
+
+    facts = nix.eval_json(GOLDEN / golden, (
+        "{ manifest = x.imageDigest; config = x.configDigest; layers = map (l: l.layerDigest) x.imageLayers;"
+        f" paths = {fod_paths('x')}; }}"), system=system)
+
+    def blob(digest: str) -> Descriptor:
+        return Descriptor("x", digest, 0)
+
+    needs = image_needs(blob(facts["manifest"]), blob(facts["config"]), [blob(d) for d in facts["layers"]])
+    store_dir = os.path.dirname(facts["paths"][0])
+    computed = [fixed_output_path(store_dir, n.name, n.hex) for n in needs]
+    assert [computed[1], computed[0], *computed[2:]] == facts["paths"]  # fod_paths lists the config first
