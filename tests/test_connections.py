@@ -14,7 +14,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from support.clitools import clean_env, cred_env, run
@@ -32,11 +32,11 @@ def fetch_blob(registry_url: str, digest: str, out: Path, *extra: str, env: dict
 
 
 @pytest.fixture
-def front(request: pytest.FixtureRequest) -> Iterator[ConnectionCounter]:
+def front(request: pytest.FixtureRequest) -> Iterator[tuple[ConnectionCounter, Any]]:
+    """(a connection counter in front of the registry fixture named by the parameter, that registry)"""
     reg = request.getfixturevalue(request.param)
     with ConnectionCounter(reg.host) as counter:
-        counter.registry = reg  # type: ignore[attr-defined]
-        yield counter
+        yield counter, reg
 
 
 def _largest_layer(reg) -> str:
@@ -44,42 +44,42 @@ def _largest_layer(reg) -> str:
 
 
 @pytest.mark.parametrize("front", ["basic_registry"], indirect=True)
-def test_builder_under_basic_auth_uses_one_tls_connection(front: ConnectionCounter, tmp_path: Path) -> None:
-    reg = front.registry  # type: ignore[attr-defined]
+def test_builder_under_basic_auth_uses_one_tls_connection(front: tuple[ConnectionCounter, Any], tmp_path: Path) -> None:
+    counter, reg = front
     digest = _largest_layer(reg)
     out = tmp_path / "blob"
-    proc = fetch_blob(f"https://{front.host}", digest, out, "--ca-file", reg.ca_file, env=cred_env(reg))
+    proc = fetch_blob(f"https://{counter.host}", digest, out, "--ca-file", reg.ca_file, env=cred_env(reg))
     assert proc.returncode == 0, proc.stderr
     assert "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest() == digest
     # the anonymous GET's 401 and the authorised GET share one TCP+TLS connection
-    assert front.accepted == 1
+    assert counter.accepted == 1
 
 
 @pytest.mark.parametrize("front", ["token_registry"], indirect=True)
 def test_builder_under_token_auth_one_connection_each_to_registry_and_token_server(
-        front: ConnectionCounter, token_server, tmp_path: Path) -> None:
-    reg = front.registry  # type: ignore[attr-defined]
+        front: tuple[ConnectionCounter, Any], token_server, tmp_path: Path) -> None:
+    counter, reg = front
     digest = _largest_layer(reg)
     out = tmp_path / "blob"
-    proc = fetch_blob(f"http://{front.host}", digest, out, env=cred_env(reg))
+    proc = fetch_blob(f"http://{counter.host}", digest, out, env=cred_env(reg))
     assert proc.returncode == 0, proc.stderr
     assert "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest() == digest
-    assert front.accepted == 1
+    assert counter.accepted == 1
     assert len(token_server.snapshot()) == 1  # HTTP/1.0: one request is one connection
 
 
 @pytest.mark.parametrize("front", ["token_registry"], indirect=True)
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_hocker_image_workers_reuse_their_connections(front: ConnectionCounter, token_server, tmp_path: Path,
-                                                      jobs: int) -> None:
-    reg = front.registry  # type: ignore[attr-defined]
+def test_hocker_image_workers_reuse_their_connections(front: tuple[ConnectionCounter, Any], token_server,
+                                                      tmp_path: Path, jobs: int) -> None:
+    counter, reg = front
     out = tmp_path / "image.tar"
-    proc = run("hocker-image", "--registry", f"http://{front.host}", "--jobs", str(jobs), "--quiet",
+    proc = run("hocker-image", "--registry", f"http://{counter.host}", "--jobs", str(jobs), "--quiet",
                IMAGE_REPO, IMAGE_TAG, "--out", str(out), env=cred_env(reg))
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 0
     # manifest, config and layers: never more connections than workers (the first one is reused by all)
-    assert 1 <= front.accepted <= jobs
+    assert 1 <= counter.accepted <= jobs
     assert len(token_server.snapshot()) == 1  # one token for the repository's pull scope, reused
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 
 class ConnectionCounter:
@@ -65,7 +65,7 @@ class ConnectionCounter:
         with self._lock:
             self.accepted = 0
 
-    def _spawn(self, target, *args) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
         t = threading.Thread(target=target, args=args, daemon=True)
         self._threads.append(t)
         t.start()
