@@ -1,9 +1,10 @@
 """Prefetch: put the blobs an image's fixed-output derivations need into the Nix store, from one process.
 
 A cold `nix-build` of a fetchdocker image starts one builder per blob (one Python start-up, one TCP+TLS
-connection, one token each). Prefetching fetches them all at once with hocker-image's parallel, verified
-pipeline (image._download: client.fetch_blob into FileSinks), then adds them with ONE
-`nix-store --add-fixed sha256 FILE...` call. Each file is named as nix/default.nix names the derivation
+connection, one token each). Prefetching fetches them all from one process with hocker-image's parallel,
+verified pipeline (client.fetch_blob into FileSinks, `jobs` at a time across every image and registry, as
+image._download does for one image), then adds them with ONE `nix-store --add-fixed sha256 FILE...` call.
+Each file is named as nix/default.nix names the derivation
 (`docker-layer-<hex>.tar.gz`, `docker-config-<hex>.json`, `docker-manifest-<hex>.json`) and a flat
 fixed-output path depends only on its name and the sha256 of its bytes, so the added paths ARE the
 derivations' outputs: the following nix-build finds them valid and fetches nothing.
@@ -21,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -156,12 +158,8 @@ def prefetch(groups: Sequence[Group], client_for: Callable[[Any], Any], *, jobs:
              log: Callable[[str], None] = lambda _m: None, store: Optional[NixStore] = None) -> Prefetched:
     """Fetch every need whose path is not valid yet (per group: `client_for(ref)`, the group's repository),
     verified, into a temporary directory; then add them all with one `nix-store --add-fixed`."""
-    from .image import _download
-    from .sinks import FileSink
-
     store = store or NixStore.find()
     seen: dict[str, str] = {}  # store name -> path: one blob of several entries is fetched once
-    todo: list[tuple[Any, list[Need]]] = []
     wanted: list[tuple[Any, Need, str]] = []
     for ref, needs in groups:
         for need in needs:
@@ -169,45 +167,76 @@ def prefetch(groups: Sequence[Group], client_for: Callable[[Any], Any], *, jobs:
                 seen[need.name] = store.path(need)
                 wanted.append((ref, need, seen[need.name]))
     invalid = store.invalid([path for _, _, path in wanted])
-    for ref, need, path in wanted:
-        if path in invalid:
-            if not todo or todo[-1][0] is not ref:
-                todo.append((ref, []))
-            todo[-1][1].append(need)
-    count = sum(len(needs) for _, needs in todo)
-    total = sum(n.blob.size for _, needs in todo for n in needs)
-    log(f"{count} of {len(wanted)} blobs to fetch ({total / 1e6:.1f} MB), {len(wanted) - count} already in the store")
+    todo = [(ref, need) for ref, need, path in wanted if path in invalid]
+    total = sum(need.blob.size for _, need in todo)
+    log(f"{len(todo)} of {len(wanted)} blobs to fetch ({total / 1e6:.1f} MB), "
+        f"{len(wanted) - len(todo)} already in the store")
     if not todo:
         return Prefetched([], len(wanted), 0)
+    clients = {id(ref): client_for(ref) for ref, _ in todo}  # in this thread, before any worker starts
+    # manifests first (small), then the largest blobs: the last worker to finish has the least left
+    todo.sort(key=lambda item: (not item[1].manifest, -item[1].blob.size))
     with tempfile.TemporaryDirectory(prefix="hocker-prefetch-") as tmp:
-        files: list[str] = []
-        for ref, needs in todo:
-            client = client_for(ref)
-            for need in needs:
-                if need.manifest:
-                    raw, _, _ = client.get_manifest(ref.repository, need.blob.digest)  # verified by digest
-                    _write(os.path.join(tmp, need.name), raw)
-                    files.append(os.path.join(tmp, need.name))
-            blobs = {n.blob.digest: n for n in needs if not n.manifest}
-            handles = {d: open(os.path.join(tmp, n.name), "wb") for d, n in blobs.items()}
-            try:
-                sinks = {d: FileSink(f, n.blob.size, d) for (d, f), n in zip(handles.items(), blobs.values())}
-                _download(client, ref.repository, sinks, {d: n.blob for d, n in blobs.items()}, jobs, None,
-                          {d for d, n in blobs.items() if n.blob.is_foreign})
-            finally:
-                for f in handles.values():
-                    f.close()
-            files += [os.path.join(tmp, n.name) for n in blobs.values()]
+        _fetch_all([(clients[id(ref)], ref.repository, need, os.path.join(tmp, need.name)) for ref, need in todo],
+                   jobs)
+        files = [os.path.join(tmp, need.name) for _, need in todo]
         added = store.add_fixed(files)
-    expected = [seen[os.path.basename(f)] for f in files]
+    expected = [seen[need.name] for _, need in todo]
     if sorted(added) != sorted(expected):  # cannot happen for verified bytes; never claim what is not there
         raise NixStoreError(f"nix-store added {', '.join(sorted(set(added) - set(expected)))}, not the expected paths")
-    return Prefetched(added, len(wanted) - count, total)
+    return Prefetched(added, len(wanted) - len(todo), total)
 
 
-def _write(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
+def _fetch_all(items: Sequence[tuple[Any, str, Need, str]], jobs: int) -> None:
+    """(client, repository, need, file) each fetched and verified into its file, `jobs` at a time, across
+    registries and repositories; the first failure stops the others (as image._download does for one image)."""
+    from .errors import NotFoundError, foreign_not_served
+    from .sinks import FileSink
+    from .transport import Cancelled
+
+    stop = threading.Event()
+    todo = list(items)
+    errors: list[BaseException] = []
+
+    def one(client: Any, repository: str, need: Need, path: str) -> None:
+        if need.manifest:
+            raw, _, _ = client.get_manifest(repository, need.blob.digest)  # verified by its digest
+            with open(path, "wb") as f:
+                f.write(raw)
+            return
+        with open(path, "wb") as f:
+            sink = FileSink(f, need.blob.size, need.blob.digest)
+            try:
+                client.fetch_blob(repository, need.blob.digest, need.blob.size, sink, cancel=stop)
+            except NotFoundError as exc:
+                raise foreign_not_served(exc) if need.blob.is_foreign else exc from None
+            sink.verify_complete()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                item = todo.pop(0)
+            except IndexError:
+                return
+            try:
+                one(*item)
+            except BaseException as exc:  # handed to the main thread
+                errors.append(exc)
+                stop.set()
+                return
+
+    # daemon threads, joined unless interrupted: see image._download
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(todo))))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        stop.set()
+        raise
+    if errors:
+        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
 
 
 # -- what the tools prefetch -------------------------------------------------------------------------------

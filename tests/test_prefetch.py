@@ -212,3 +212,20 @@ def test_golden_files_paths_equal_the_prefetch_paths(nix: Nix, golden: str, syst
     store_dir = os.path.dirname(facts["paths"][0])
     computed = [fixed_output_path(store_dir, n.name, n.hex) for n in needs]
     assert [computed[1], computed[0], *computed[2:]] == facts["paths"]  # fod_paths lists the config first
+
+
+def test_a_layer_shared_by_two_entries_is_fetched_once(plain_registry, tmp_path: Path) -> None:
+    reg = plain_registry
+    fresh = Nix(tmp_path / "nix")  # a store of its own: nothing of this module's earlier prefetches
+    lock = tmp_path / "images.lock.json"
+    for image in ("library/hello:oci", "library/hello2:oci"):
+        run_tool(fresh, "hocker-lock", "--file", str(lock), "add", f"{reg.host}/{image}")
+    hello, hello2 = (reg.images[i].single for i in ("library/hello:oci", "library/hello2:oci"))
+    shared = {dg for dg, _, _ in hello.layers} & {dg for dg, _, _ in hello2.layers}
+    assert len(shared) == 1
+    mark = log_mark(reg)
+    proc = run_tool(fresh, "hocker-lock", "--file", str(lock), "prefetch", "-j", "3")
+    assert "prefetched 7 blobs" in added_paths(proc.stderr)  # 2 x (manifest, config, 2 layers) - 1 shared
+    text = reg.log_file.read_bytes()[mark:].decode(errors="replace")
+    [base] = shared
+    assert len(re.findall(rf'"GET \S+/blobs/{base} HTTP/[\d.]+" 200', text)) == 1
