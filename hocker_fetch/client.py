@@ -52,6 +52,7 @@ from .transport import (
     Transport,
     check_cancel,
     check_transport,
+    discard,
     host_of,
     is_loopback,
     reason,
@@ -135,7 +136,7 @@ class RegistryClient:
             resp = ep.transport.open(method, path, what=what, headers=with_auth, stream=stream,
                                      cancel=cancel, budget=budget)
             if resp.status_code == 401:
-                resp.close()
+                discard(resp)  # read the short challenge body: the authorised retry reuses the connection
                 if auth_rounds >= 2:
                     raise AuthError("authentication failed" if ep.mirror else self._denied_message(scope))
                 auth_rounds += 1

@@ -36,6 +36,11 @@ def _make_parser() -> argparse.ArgumentParser:
                    help="base32: hocker's `sha256 = \"...\"` (default); sri: `hash = \"sha256-...\"`")
     g.add_argument("--json", action="store_true",
                    help="print a JSON lock file (digests, sizes, media types, platforms, hashes) instead of Nix")
+    g.add_argument("--prefetch", action="store_true",
+                   help="also put the blobs the file's fetchers need into the Nix store (one process, one "
+                        "nix-store call: nix-build then fetches nothing; see docs/prefetch.md)")
+    g.add_argument("--all-platforms", action="store_true",
+                   help="with --prefetch: every platform the file pins (default: this host's)")
     add_out_option(p, required=False)
     return p
 
@@ -136,6 +141,13 @@ def generate(args: argparse.Namespace) -> str:
             get_client().check_foreign_served(ref, foreign)
         base_url = client.base_url if client is not None else None
         pin = pin_from_parts(ref, registry_uri(ref, base_url), manifests, index, args.alt_image_name, notes)
+        if args.prefetch:  # before the file is written: a failed prefetch leaves no output
+            from .command import say
+            from .prefetch import prefetch_pin, report
+
+            result = prefetch_pin(pin, get_client(), all_platforms=args.all_platforms,
+                                  log=say(PROG, args.quiet), warn=say(PROG, False))
+            say(PROG, args.quiet)(report(result))
     finally:
         if client is not None:
             client.close()

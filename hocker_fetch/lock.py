@@ -59,7 +59,8 @@ says whether any did (exit 1) without writing. Nix builds the entries with impor
 
   hocker-lock add [--name NAME] [--platform OS/ARCH[/VARIANT]]... [--platform all] IMAGE[:TAG]
   hocker-lock update [NAME...]      hocker-lock check [NAME...]
-  hocker-lock remove NAME           hocker-lock list"""
+  hocker-lock remove NAME           hocker-lock list
+  hocker-lock prefetch [NAME...]    (and --prefetch on add/update): the entries' blobs into the Nix store"""
 
 
 MANY_REGISTRIES = """\
@@ -91,12 +92,20 @@ def _make_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="the entry's name (default: the repository's last path component)")
     add_platforms_option(add)
     network(add)
+    prefetch_options(add, flag=True)
     for cmd, text in (("update", "re-resolve entries' tags and rewrite the entries that moved"),
                       ("check", "re-resolve entries' tags; exit 1 if any moved, write nothing")):
         sp = sub.add_parser(cmd, help=text)
         sp.add_argument("names", metavar="NAME", nargs="*", help="entries to look at (default: all)")
         sp.add_argument("--json", action="store_true", help="print a machine-readable report")
         network(sp)
+        if cmd == "update":
+            prefetch_options(sp, flag=True)
+    pre = sub.add_parser("prefetch", help="put the entries' blobs into the Nix store (one process, one nix-store "
+                                          "call), so nix-build fetches nothing")
+    pre.add_argument("names", metavar="NAME", nargs="*", help="entries to prefetch (default: all)")
+    network(pre)
+    prefetch_options(pre, flag=False)
     rm = sub.add_parser("remove", help="remove an entry")
     rm.add_argument("name", metavar="NAME")
     file_option(rm)
@@ -105,6 +114,15 @@ def _make_parser() -> argparse.ArgumentParser:
     file_option(ls)
     ls.add_argument("--json", action="store_true", help="print a machine-readable list")
     return p
+
+
+def prefetch_options(sp: argparse.ArgumentParser, flag: bool) -> None:
+    """--prefetch (on add/update) and --all-platforms; see prefetch.py and docs/prefetch.md."""
+    if flag:
+        sp.add_argument("--prefetch", action="store_true",
+                        help="then put the entries' blobs into the Nix store (as `hocker-lock prefetch`)")
+    sp.add_argument("--all-platforms", action="store_true",
+                    help="prefetch every Nix system an entry records (default: this host's)")
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
@@ -175,7 +193,7 @@ def cmd_add(args: argparse.Namespace) -> None:
     try:
         entry = resolver.resolve_all([Target(name, ref, platforms)], 1)[name]
     finally:
-        resolver.close()
+        resolver.close()  # (a later prefetch opens the clients again, with the credentials already read)
     assert entry is not None
     with lockfile.locked(args.file):
         entries = lockfile.read(args.file, missing_ok=True) or {}
@@ -185,6 +203,8 @@ def cmd_add(args: argparse.Namespace) -> None:
     if replaced or not args.quiet:  # replacing an entry is never silent
         print(f"{PROG}: {'replaced' if replaced else 'added'} {name} ({ref} -> {_short(_digest(entry))}, "
               f"{', '.join(sorted(entry['systems']))}) in {args.file}", file=sys.stderr)
+    if args.prefetch:
+        _prefetch(args, {name: entry}, [name], resolver)
 
 
 def _digest(entry: Entry) -> str:
@@ -240,11 +260,36 @@ def cmd_resolve(args: argparse.Namespace, write: bool) -> int:
             print(one_line(line))  # labels come from registries: no forged extra lines
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
+    if write and args.prefetch:
+        current = lockfile.read(args.file)
+        assert current is not None
+        _prefetch(args, current, [n for n in names if n in current], resolver)
     if not args.quiet and not args.json:
         verb = "updated" if write else "would update"
         print(f"{PROG}: {len(names)} checked, {len(moved)} moved"
               + (f", {verb} {args.file}" if moved and (written or not write) else ""), file=sys.stderr)
     return 1 if (moved and not write) else 0
+
+
+def cmd_prefetch(args: argparse.Namespace) -> None:
+    from . import lockfile
+    from .lockresolve import entry_reference
+
+    entries = lockfile.read(args.file)
+    assert entries is not None
+    names = _select(entries, args.names, args.file)
+    _prefetch(args, entries, names, _resolver(args, [entry_reference(entries[n]).registry for n in names]))
+
+
+def _prefetch(args: argparse.Namespace, entries: Entries, names: Sequence[str], resolver: "Resolver") -> None:
+    from .prefetch import prefetch_entries, report
+
+    try:
+        result = prefetch_entries(entries, names, resolver.client, all_platforms=args.all_platforms,
+                                  jobs=args.jobs, log=say(PROG, args.quiet), warn=say(PROG, False))
+    finally:
+        resolver.close()
+    say(PROG, args.quiet)(report(result))
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
@@ -290,6 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             cmd_add(args)
         elif args.command in ("update", "check"):
             status[0] = cmd_resolve(args, write=args.command == "update")
+        elif args.command == "prefetch":
+            cmd_prefetch(args)
         elif args.command == "remove":
             cmd_remove(args)
         else:

@@ -105,6 +105,7 @@ class Resolver:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+        self.clients.clear()  # client() may open them again (hocker-lock --prefetch after resolving)
 
     def client(self, ref: "Reference") -> "RegistryClient":
         """The shared client of ref's host (created in the main thread, before any worker starts)."""

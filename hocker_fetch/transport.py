@@ -195,10 +195,10 @@ class Transport:
             finally:
                 first = False
             if resp.status_code == 429 and pulls_left(resp.headers) == 0:
-                resp.close()  # none left in a window of hours: waiting out our retries cannot help
+                discard(resp)  # none left in a window of hours: waiting out our retries cannot help
                 raise RateLimitError(rate_limited(host_of(resp), resp.headers, budget.used))
             if resp.status_code in RETRY_STATUSES:
-                resp.close()
+                discard(resp)  # the retry reuses the connection when the error body was short
                 self.retry_or_fail(budget, what, f"HTTP {resp.status_code} from {host_of(resp)}",
                                    response=resp, cancel=cancel)
                 continue
@@ -225,6 +225,30 @@ class Transport:
 
 class _TryPlainHttp(Exception):
     """First contact over https failed in a way that means the server speaks plain http."""
+
+
+# Up to this much of an unwanted body is read to keep its connection (a 401's JSON, a 503 page): closing a
+# response with unread bytes makes urllib3 drop the connection, and the retry pays a new TCP (and TLS) setup.
+DRAIN_LIMIT = 64 * 1024
+
+
+def discard(resp: requests.Response) -> None:
+    """Close a response we will not use, keeping its connection alive when the rest of its body is short.
+
+    A body announced (or found) longer than DRAIN_LIMIT is not worth reading: the connection goes instead.
+    """
+    try:
+        length = resp.headers.get("Content-Length", "")
+        if not (length.isdigit() and int(length) > DRAIN_LIMIT):
+            read = 0
+            for chunk in resp.iter_content(16384):
+                read += len(chunk)
+                if read > DRAIN_LIMIT:
+                    break
+    except (STREAM_ERRORS + (requests.RequestException,)):
+        pass  # a broken connection is dropped by close() below, as it would have been
+    finally:
+        resp.close()
 
 
 def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
