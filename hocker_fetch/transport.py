@@ -215,7 +215,7 @@ class Transport:
                                  cancel=cancel, budget=budget, first_contact=self._may_fall_back)
             except _TryPlainHttp:
                 self._may_fall_back = False
-                self.base_url = "http://" + urlsplit(self.base_url).netloc
+                self.base_url = urlsplit(self.base_url)._replace(scheme="http").geturl()  # a path prefix stays
                 continue
             self._may_fall_back = False
             return resp
