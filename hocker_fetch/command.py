@@ -50,7 +50,8 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
     p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
     g = p.add_argument_group("registry")
     g.add_argument("--registry", metavar="URI",
-                   help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form)")
+                   help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form); "
+                        "a path prefix is kept: https://HOST/artifactory/api/docker/KEY/v2/")
     if multi_platform:
         add_platforms_option(g)
     else:
