@@ -44,7 +44,7 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
                 if ref.digest:
                     print(ref.digest)
                     return
-                digest, content_type, _size = client.head_manifest(ref.repository, ref.reference)
+                digest, content_type = client.manifest_digest(ref.repository, ref.reference)
                 if content_type in DOCKER_SCHEMA1:
                     raise schema1_error(digest)  # refused here as in every other mode
                 print(digest)

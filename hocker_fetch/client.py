@@ -58,11 +58,16 @@ from .transport import (
     reason,
 )
 
-__all__ = ["ClientOptions", "NoDigestHeader", "RegistryClient", "Resolved"]
+__all__ = ["ClientOptions", "HeadRefused", "NoDigestHeader", "RegistryClient", "Resolved"]
+HEAD_REFUSED = (405, 501)  # some Nexus and Artifactory versions: Method Not Allowed / Not Implemented
 
 
 class NoDigestHeader(RegistryError):
     """A HEAD answered without a usable Docker-Content-Digest: only a GET tells the digest."""
+
+
+class HeadRefused(RegistryError):
+    """The registry refuses HEAD on manifests (HTTP 405/501): only a GET tells the digest."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class RegistryClient:
         self.origin = Endpoint(ref.registry, self.transport, self.auth, mirror=False)
         self.endpoints = Endpoints(self.origin, mirrors, options, log=log, env=env, sleep=sleep, warn=warn)
         self._small_blobs: dict[str, bytes] = {}  # configs already fetched (a platform check, then the tool)
+        self._manifests: dict[str, tuple[bytes, str]] = {}  # repo@digest -> GET by manifest_digest (verified)
+        self._head_refused = False  # the origin answered a manifest HEAD with 405/501: GET from now on
 
     @property
     def base_url(self) -> str:
@@ -165,6 +172,9 @@ class RegistryClient:
         by_digest = reference.startswith("sha256:")
         if by_digest:
             reference = parse_digest(reference)
+            known = self._manifests.get(f"{repository}@{reference}")
+            if known is not None:
+                return known[0], known[1], reference
         elif self.endpoints.mirrored(repository, True) and not self.endpoints.mirrored(repository, False):
             try:
                 digest: Optional[str] = self.head_manifest(repository, reference)[0]
@@ -213,9 +223,28 @@ class RegistryClient:
         # belongs to something else (the list, a conversion), so the header is never trusted.
         return raw, content_type, actual
 
+    def manifest_digest(self, repository: str, reference: str) -> tuple[str, str]:
+        """The digest a tag names now, and its content type: the one rule of every tool (hocker-manifest
+        --digest, hocker-lock). A HEAD's Docker-Content-Digest (Docker Hub does not count a HEAD as a pull);
+        where the HEAD is refused (405/501) or names no digest, the sha256 of the bytes a GET serves (kept, so
+        fetching that digest next costs nothing)."""
+        try:
+            digest, content_type, _size = self.head_manifest(repository, reference)
+            return digest, content_type
+        except (NoDigestHeader, HeadRefused):
+            pass
+        raw, content_type, digest = self.get_manifest(repository, reference)
+        self._manifests[f"{repository}@{digest}"] = (raw, content_type)
+        return digest, content_type
+
     def head_manifest(self, repository: str, reference: str) -> tuple[str, str, int]:
-        """HEAD a manifest: (digest, content type, size). Docker Hub does not count HEADs against rate limits."""
+        """HEAD a manifest: (digest, content type, size). Docker Hub does not count HEADs against rate limits.
+
+        HeadRefused once the registry refused a HEAD (405/501): asked once per client, so once per registry
+        per run (threads that ask at the same moment may each ask once)."""
         what = f"manifest {repository}:{reference}"
+        if self._head_refused:
+            raise HeadRefused(f"{what}: {self.host} refuses HEAD requests for manifests")
         with self._head_manifest(repository, reference, what) as resp:
             digest = resp.headers.get("Docker-Content-Digest", "")
             try:
@@ -239,6 +268,10 @@ class RegistryClient:
         what = what or f"manifest {repository}:{reference}"
         resp = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", _scope(repository),
                             headers={"Accept": ACCEPT}, what=what, endpoint=ep, budget=budget)
+        if resp.status_code in HEAD_REFUSED:
+            resp.close()
+            self._head_refused = True
+            raise HeadRefused(f"{what}: {ep.host} refuses HEAD requests for manifests (HTTP {resp.status_code})")
         try:
             _raise_for_status(resp, what, ep.host)
         except BaseException:

@@ -50,7 +50,8 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
     p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
     g = p.add_argument_group("registry")
     g.add_argument("--registry", metavar="URI",
-                   help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form)")
+                   help="registry URI, e.g. https://registry-1.docker.io/v2/ or http://127.0.0.1:5000 (hocker form); "
+                        "a path prefix is kept: https://HOST/artifactory/api/docker/KEY/v2/")
     if multi_platform:
         add_platforms_option(g)
     else:
@@ -96,7 +97,8 @@ def add_auth_options(p: argparse.ArgumentParser) -> None:
     a = p.add_argument_group("authentication")
     a.add_argument("-u", "--username", help="user name for Basic auth or the token server")
     a.add_argument("-p", "--password", help="password (prefer --password-stdin, -f or DOCKER_PASS: argv is visible)")
-    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    a.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input (all of it, less one trailing newline)")
     a.add_argument("-t", "--token", help="a ready Bearer token")
     a.add_argument("-f", "--credentials-file", metavar="PATH",
                    help="file with BEARER_TOKEN= or USERNAME=/PASSWORD= (or DOCKER_TOKEN= / DOCKER_USER=/DOCKER_PASS=)")
@@ -150,13 +152,23 @@ def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int
 
 
 def read_password(args: argparse.Namespace) -> Optional[str]:
-    """--password, or one line of standard input with --password-stdin (read once per run)."""
+    """--password, or with --password-stdin all of standard input less one trailing newline (read once per run).
+
+    All of it, as docker and skopeo read it: `cat key.json | ... -u _json_key --password-stdin` (a GAR service
+    account key) is a password of many lines.
+    """
     password: Optional[str] = args.password
     if args.password_stdin:
         if password is not None:
             raise UsageError("give either --password or --password-stdin")
-        password = sys.stdin.readline().rstrip("\r\n")
+        password = strip_newline(sys.stdin.read())
     return password
+
+
+def strip_newline(text: str) -> str:
+    """`text` less one trailing "\n", then one "\r" (docker login's rule)."""
+    text = text[:-1] if text.endswith("\n") else text
+    return text[:-1] if text.endswith("\r") else text
 
 
 def client_options(args: argparse.Namespace, pool: int = 8) -> "ClientOptions":

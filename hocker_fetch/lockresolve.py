@@ -1,10 +1,10 @@
 """hocker-lock's network side: resolve many lock entries cheaply and concurrently.
 
-Cheap on rate-limited registries: a tag becomes a digest by one HEAD (GET only when the registry sends no
-Docker-Content-Digest); manifests and configs are fetched only for entries whose digest moved. One
-RegistryClient per registry host is shared by all its entries, so connections are reused and each token
-(one per repository scope) is fetched once per run; entries of one repository run in one thread, in turn,
-so two threads never race for the same scope's token.
+Cheap on rate-limited registries: a tag becomes a digest by one HEAD (GET only when the registry refuses HEAD
+or sends no Docker-Content-Digest: client.manifest_digest); manifests and configs are fetched only for entries
+whose digest moved. One RegistryClient per registry host is shared by all its entries, so connections are reused
+and each token (one per repository scope) is fetched once per run; entries of one repository run in one thread,
+in turn, so two threads never race for the same scope's token.
 """
 
 from __future__ import annotations
@@ -145,24 +145,13 @@ class Resolver:
 
     def resolve(self, target: Target) -> Optional[Entry]:
         """The entry as the registry has it now, or None when its tag still names the same digest."""
-        from .client import NoDigestHeader
-
         client = self.client(target.ref)
         ref = target.ref
-        top: Optional[Parsed] = None
-        if ref.digest:
-            digest = ref.digest
-        else:
-            try:
-                digest = client.head_manifest(ref.repository, ref.reference)[0]
-            except NoDigestHeader:
-                top = client.get_parsed(ref.repository, ref.reference)
-                digest = top.digest
+        digest = ref.digest or client.manifest_digest(ref.repository, ref.reference)[0]
         if target.old is not None and top_digest(target.old) == digest:
             return None
-        if top is None:
-            top = client.get_parsed(ref.repository, digest)
-        return build_entry(client, ref, target.platforms, top)
+        # after a GET (no HEAD, or no digest in it) the client still has these bytes: no second request
+        return build_entry(client, ref, target.platforms, client.get_parsed(ref.repository, digest))
 
 
 def build_entry(client: "RegistryClient", ref: "Reference", platforms: Platforms, top: "Parsed") -> Entry:

@@ -24,6 +24,7 @@ _HOST = re.compile(
     r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     r"|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?")
 _MAX_NAME = 255
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,13 @@ class Reference:
     digest: str | None = None
     scheme: str = "https"
     scheme_given: bool = field(default=False, compare=False)  # from --registry: never fall back to http
+    #: where the API lives on the host, from a --registry URI with a path (`/artifactory/api/docker/<key>`):
+    #: requests go to {prefix}/v2/...; "" for a registry at the root (every docker reference)
+    prefix: str = ""
 
     @property
     def base_url(self) -> str:
-        return f"{self.scheme}://{self.registry}"
+        return f"{self.scheme}://{self.registry}{self.prefix}"
 
     @property
     def is_docker_hub(self) -> bool:
@@ -83,10 +87,18 @@ class Reference:
 
 
 def parse_registry_uri(uri: str) -> tuple[str, str]:
-    """`https://host[:port][/v2/]` (or bare `host[:port]`) -> (scheme, host[:port]).
+    """`https://host[:port][/PREFIX][/v2/]` (or bare `host[:port]`) -> (scheme, host[:port]): see
+    parse_registry_base, which also gives the path prefix."""
+    scheme, host, _prefix = parse_registry_base(uri)
+    return scheme, host
 
-    hocker took the registry as a URI ending in /v2/; people also type it without. Docker Hub's aliases all
-    mean its API host.
+
+def parse_registry_base(uri: str) -> tuple[str, str, str]:
+    """`https://host[:port][/PREFIX][/v2/]` (or bare `host[:port]`) -> (scheme, host[:port], /PREFIX or "").
+
+    hocker took the registry as a URI ending in /v2/, with a path if the API lives under one (Artifactory's
+    repository path `https://HOST/artifactory/api/docker/<repo-key>/v2/`); people also type it without /v2/.
+    Docker Hub's aliases all mean its API host, which has no prefix.
     """
     text = uri.strip()
     if "://" not in text:
@@ -100,14 +112,22 @@ def parse_registry_uri(uri: str) -> tuple[str, str]:
         raise UsageError(f"invalid --registry {uri!r}: the scheme must be https:// or http://")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise UsageError(f"invalid --registry {uri!r}: expected https://host[:port][/v2/]")
-    if parts.path.strip("/") not in ("", "v2"):
-        raise UsageError(f"invalid --registry {uri!r}: only an optional /v2/ path is allowed")
+    path = parts.path.rstrip("/")
+    path = path[:-3].rstrip("/") if path.endswith("/v2") else path
+    segments = path.split("/")[1:] if path else []
+    if not all(_PREFIX_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments):
+        raise UsageError(f"invalid --registry {uri!r}: a path prefix is /-separated letters, digits, '.', '_', "
+                         "'~', '-' (e.g. https://host/artifactory/api/docker/KEY/v2/)")
+    if segments and segments[-1] == "v1":
+        raise UsageError(f"invalid --registry {uri!r}: the v1 registry API is not supported (use /v2/)")
     host = parts.netloc
     if not host or not _HOST.fullmatch(host):
         raise UsageError(f"invalid --registry {uri!r}: missing or malformed host")
     if host.lower() in DOCKER_HUB_HOSTS:
+        if segments:
+            raise UsageError(f"invalid --registry {uri!r}: Docker Hub's API has no path prefix")
         host = DOCKER_HUB_API
-    return parts.scheme, host
+    return parts.scheme, host, "/".join([""] + segments)
 
 
 def _split_name(text: str) -> tuple[str, str | None, str | None]:
@@ -179,13 +199,13 @@ def resolve_reference(image: str, tag: str | None = None, registry: str | None =
     may be given as the second argument, but must not contradict one inside IMAGE.
     """
     if registry is not None:
-        scheme, host = parse_registry_uri(registry)
+        scheme, host, prefix = parse_registry_base(registry)
         path, own_tag, digest = _split_name(image.strip())
         _check_path(path, image)
         if host == DOCKER_HUB_API and "/" not in path:
             path = "library/" + path
         ref = Reference(registry=host, repository=path, tag=own_tag, digest=digest, scheme=scheme,
-                        scheme_given=True)
+                        scheme_given=True, prefix=prefix)
     else:
         ref = _parse_reference(image)
     if tag is not None:

@@ -115,7 +115,7 @@ class Transport:
         self.sleep = sleep
         self._may_fall_back = may_fall_back
         self.verify = tls_verify(options, env)
-        self.session = requests.Session()
+        self.session = _Session()
         self.session.headers["User-Agent"] = f"hocker-fetch/{__version__}"
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(options.pool_size, 4))
         self.session.mount("https://", adapter)
@@ -173,10 +173,8 @@ class Transport:
         while True:
             check_cancel(cancel)
             try:
-                # requests drops Authorization itself when a redirect leaves this host (S3, CDNs);
-                # auth=_keep_headers: requests would otherwise replace our Authorization with ~/.netrc's
+                # _Session: Authorization is dropped when a redirect leaves this host (S3, CDNs), ~/.netrc never read
                 resp = self.session.request(method, url, verify=self.verify, allow_redirects=True,
-                                            auth=_keep_headers,
                                             headers=headers(url) if callable(headers) else headers,
                                             timeout=(min(self.options.timeout, self.options.connect_timeout),
                                                      self.options.timeout),
@@ -217,7 +215,7 @@ class Transport:
                                  cancel=cancel, budget=budget, first_contact=self._may_fall_back)
             except _TryPlainHttp:
                 self._may_fall_back = False
-                self.base_url = "http://" + urlsplit(self.base_url).netloc
+                self.base_url = urlsplit(self.base_url)._replace(scheme="http").geturl()  # a path prefix stays
                 continue
             self._may_fall_back = False
             return resp
@@ -251,8 +249,35 @@ def discard(resp: requests.Response) -> None:
         resp.close()
 
 
-def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """An auth hook that changes nothing (its presence stops requests from consulting ~/.netrc)."""
+class _Session(requests.Session):
+    """requests.Session minus ~/.netrc: a credential goes only to the host it was given for.
+
+    netrc is no credential source here (as in skopeo and docker; curl reads it only with --netrc): requests
+    would put its entries on the first request of every host without auth, and again after every redirect
+    (rebuild_auth), so a `default` entry reached every CDN and S3 host a blob redirects to. The environment
+    stays trusted for proxies and CA bundles (trust_env).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _no_netrc  # a session auth stops prepare_request from consulting ~/.netrc
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """After a redirect: keep Authorization on the same host only, add nothing; a 307/308 to another host
+        that would carry the request body (a token request's refresh token or password) is refused."""
+        original = response.request.url or ""
+        if not self.should_strip_auth(original, prepared_request.url or ""):
+            return
+        prepared_request.headers.pop("Authorization", None)
+        if prepared_request.body is not None:
+            response.close()
+            raise RegistryError(f"{urlsplit(original).netloc} redirected a {prepared_request.method} request "
+                                f"with a body to another host ({urlsplit(prepared_request.url or '').netloc}): "
+                                "refused, the body may hold a credential")
+
+
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that changes nothing (our Authorization headers are set per request)."""
     return request
 
 
