@@ -182,6 +182,20 @@ let
     exec "$@" --out "$out"
   '';
 
+  # The interpreter (named by the derivation attribute `var`) must be executable by the build user. Under a
+  # nix-daemon a virtualenv under /root or a home directory is not, and the shell then fails with its own
+  # "30: exec: ...: Permission denied" (exit 126) that names no cause: one line with the fix instead, before the
+  # builder starts. Only shell builtins: no PATH.
+  pythonCheck = var: ''
+    if [ ! -x "''${${var}:-}" ]; then
+      uid=; name=
+      while read -r k v rest; do if [ "$k" = Uid: ]; then uid=$v; fi; done < /proc/self/status 2>/dev/null
+      while IFS=: read -r n x i rest; do if [ "$i" = "$uid" ]; then name=$n; fi; done < /etc/passwd 2>/dev/null
+      echo "hocker-fetch: the build user ''${name:-?} (uid ''${uid:-?}) cannot run the interpreter ''${${var}}: install hocker-fetch where the build users can read it (a virtualenv made from /usr/bin/python3 outside /root and /home, e.g. under /opt, mode 0755) and list it and its Python in the nix-daemon's extra-sandbox-paths, or use the flake's or overlay's package (docs/nix.md)" >&2
+      exit 126
+    fi
+  '';
+
   # The `mirrors` file comes as hockerRegistriesConf, not as CONTAINERS_REGISTRIES_CONF itself: Nix sets every
   # impureEnvVars name after the .drv's own variables (to "" when unset), which would hide it. It wins (it is in
   # the .drv: what was asked for). Else an impure CONTAINERS_REGISTRIES_CONF is used if the builder can read it;
@@ -224,7 +238,9 @@ let
       inherit name;
       system = buildSystem;
       builder = shell;
-      args = [ "-c" (sslPrelude + mirrorsPrelude + fetchScript) "hocker-fetch" ] ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
+      args = [ "-c" (pythonCheck "hockerPython" + sslPrelude + mirrorsPrelude + fetchScript) "hocker-fetch" ]
+        ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
+      hockerPython = python;
       outputHashMode = "flat";
       outputHashAlgo = "sha256";
       outputHash =
@@ -370,7 +386,7 @@ let
         # virtualenv's python then cannot find its site-packages with PATH unset).
         builder = shell;
         builderPython = python;
-        args = [ "-c" ''exec "$builderPython" -m hocker_fetch.nixbuild "$0"'' command ];
+        args = [ "-c" (pythonCheck "builderPython" + ''exec "$builderPython" -m hocker_fetch.nixbuild "$0"'') command ];
         imageSpec = builtins.toJSON spec;
         preferLocalBuild = true;
         allowSubstitutes = false;
@@ -414,7 +430,8 @@ let
         inherit (composite) system;
         inherit python shell;
         builder = shell;
-        args = [ "-c" ''exec "$python" -c 'import os; os.symlink(os.environ["target"], os.environ["out"])' '' ];
+        args = [ "-c" (pythonCheck "python"
+          + ''exec "$python" -c 'import os; os.symlink(os.environ["target"], os.environ["out"])' '') ];
         target = "${composite}/compositeImage.sh";
         preferLocalBuild = true;
         allowSubstitutes = false;
