@@ -119,9 +119,8 @@ def test_oci_layout_gives_nix2container_the_pulled_dir(nix: Nix, gen_dir: Path, 
     ref = "library/hello:oci"
     expr = docker2nix(plain_registry, ref, gen_dir / "n2c.nix")
     [layout] = nix.build_paths(expr, attr="ociLayout")
-    tag = ref.rpartition(":")[2]
     dirs = {}
-    for label, src, flags in (("local", f"oci:{layout}:{tag}", []),
+    for label, src, flags in (("local", f"oci:{layout}", []),
                               ("pulled", f"docker://{plain_registry.host}/{ref}", ["--src-tls-verify=false"])):
         dirs[label] = tmp_path / label
         proc = subprocess.run(["skopeo", "--policy", str(skopeo_policy), "copy", "-q", *flags, src,
