@@ -101,7 +101,7 @@
                 system.stateVersion = "25.05";
                 services.hocker-images = {
                   enable = true;
-                  images = [ (pinned pkgs) ];
+                  images = { check = pinned pkgs; };  # a list works too; importDockerLock gives a set
                   registryCredentialsFile = "/run/secrets/registry";
                 };
               })

@@ -7,6 +7,11 @@ caller has verified everything (`AtomicFile.commit`, `AtomicDir.commit`; a direc
 swapped in with renameat2 where the kernel can). Only SIGINT (KeyboardInterrupt) and ordinary exceptions
 are cleaned up here; a process killed by SIGKILL may leave a hidden temporary file beside the target, but
 never anything under the target's name.
+
+Inside a Nix build the target is `$out`, whose directory is the store itself: a hidden file beside it would be
+left in /nix/store when Nix kills the builder (Ctrl-C, a timeout), where nothing ever removes it. There the
+file is written straight to `$out` instead (`in_nix_build`): Nix registers it only after a successful build
+and deletes it after a failed or interrupted one, which gives the same promise without a temporary name.
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ def _split_target(target: PathLike, what: str) -> "tuple[str, str, str]":
     if not os.path.isdir(parent):
         raise UsageError(f"output directory does not exist: {parent}")
     return absolute, parent, base
+
+
+def in_nix_build(target: str) -> bool:
+    """True when `target` is the output of the Nix build this process runs in (`$out`, with NIX_BUILD_TOP
+    set): Nix itself keeps a partial output from ever being used, and the store is no place for temp files."""
+    out = os.environ.get("out") or ""
+    return bool(os.environ.get("NIX_BUILD_TOP")) and bool(out) and os.path.abspath(out) == target
 
 
 def _one_line(exc: BaseException) -> str:
@@ -159,7 +171,8 @@ class AtomicFile(_Atomic):
     idempotent; after one of them the other is a no-op).
 
     Attributes: `target` (absolute final path), `path` (the temporary
-    file, `.<basename>.hocker-XXXXXXXX` in the target's directory), `fd` and
+    file, `.<basename>.hocker-XXXXXXXX` in the target's directory; the target itself
+    as a Nix build's `$out`), `fd` and
     `file` (a buffered binary file object on `fd` opened `w+b`).  Do not
     mix buffered `file.write` with `os.pwrite` on overlapping regions
     without `file.flush()` in between.
@@ -180,8 +193,14 @@ class AtomicFile(_Atomic):
             # renaming onto /dev/null or a FIFO would replace it with a plain file
             raise UsageError(f"output path is not a regular file: {self.target} (to stream, leave out --out)")
         self._mode = mode & ~current_umask() & 0o7777
+        self._direct = in_nix_build(self.target)
         try:
-            self.fd, self.path = tempfile.mkstemp(prefix=f".{base}{_TEMP_INFIX}", dir=self._dir)
+            if self._direct:
+                self.path = self.target
+                self.fd = os.open(self.target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                                  0o600)
+            else:
+                self.fd, self.path = tempfile.mkstemp(prefix=f".{base}{_TEMP_INFIX}", dir=self._dir)
         except OSError as exc:
             raise UsageError(f"cannot create a file in {self._dir}: {_one_line(exc)}") from None
         try:
@@ -205,12 +224,13 @@ class AtomicFile(_Atomic):
         return self._state != "open"
 
     def _finish(self) -> None:
-        """Flush, fsync and rename the temporary file onto the target."""
+        """Flush, fsync and rename the temporary file onto the target (in a Nix build: it is the target)."""
         self.file.flush()
         os.fchmod(self.fd, self._mode)
         os.fsync(self.fd)
         self.file.close()
-        os.replace(self.path, self.target)
+        if not self._direct:
+            os.replace(self.path, self.target)
 
     def _cleanup(self) -> None:
         try:

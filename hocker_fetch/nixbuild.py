@@ -133,9 +133,71 @@ def _env(name: str) -> str:
     return value
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _uncompressed_layer(path: str, diff_id: str, scratch: str) -> str:
+    """The layer as a plain tar (a file in `scratch`, or the blob itself when it is one), checked against the
+    config's diff_id. A zstd layer is kept as served (loaders read it; dockerTools' fromImage cannot)."""
+    import gzip
+    import hashlib
+
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic != GZIP_MAGIC:
+        return path
+    target = os.path.join(scratch, parse_digest(diff_id).split(":", 1)[1] + ".tar")
+    h = hashlib.sha256()
+    with gzip.open(path, "rb") as src, open(target, "wb") as dst:
+        for chunk in iter(lambda: src.read(COPY_CHUNK), b""):
+            h.update(chunk)
+            dst.write(chunk)
+    if "sha256:" + h.hexdigest() != diff_id:
+        raise ManifestError(f"layer {path} does not decompress to the config's diff_id {diff_id}")
+    return target
+
+
+def docker_archive_members(spec: dict[str, Any], scratch: str) -> list[tuple[str, bytes | str]]:
+    """The `.dockerArchive` file: the layout of `docker save` (and of pullImage, i.e. skopeo's docker-archive),
+    which dockerTools.buildImage/buildLayeredImage read as `fromImage`: `manifest.json`, `repositories`, the
+    config as `<hex>.json`, and each layer UNCOMPRESSED as `<diff_id hex>/layer.tar` (they list
+    `image/*/layer.tar` and take each member's sha256 as its diff_id)."""
+    config_digest, config_path = _blob(spec["config"])
+    config_bytes = _read(config_path)
+    try:
+        diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
+    except (ValueError, KeyError, TypeError):
+        raise ManifestError(f"the config {config_digest} has no rootfs.diff_ids") from None
+    layers = [_blob(entry)[1] for entry in spec["layers"]]
+    if len(diff_ids) != len(layers):
+        raise ManifestError(f"the config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
+    config_name = parse_digest(config_digest).split(":", 1)[1] + ".json"
+    names = [parse_digest(d).split(":", 1)[1] + "/layer.tar" for d in diff_ids]
+    tags = list(spec.get("repoTags") or ())
+    members: list[tuple[str, bytes | str]] = [
+        ("manifest.json", json.dumps([{"Config": config_name, "RepoTags": tags, "Layers": names}],
+                                     separators=(",", ":")).encode())]
+    if tags and names:
+        repositories: dict[str, dict[str, str]] = {}
+        for t in tags:
+            name, _, tag = t.rpartition(":")
+            repositories.setdefault(name, {})[tag] = names[-1].split("/", 1)[0]
+        members.append(("repositories", json.dumps(repositories, separators=(",", ":")).encode()))
+    members.append((config_name, config_bytes))
+    seen = set()
+    for name, path, diff_id in zip(names, layers, diff_ids):
+        if name not in seen:  # a layer listed twice is stored once, as docker save does
+            seen.add(name)
+            members.append((name, _uncompressed_layer(path, diff_id, scratch)))
+    return members
+
+
 def build_docker_archive(spec: dict[str, Any], out: str) -> None:
-    with open(out, "wb") as f:
-        write_tar(docker_members(spec), f)
+    import tempfile
+
+    # the build's own temporary directory (TMPDIR in a Nix build), never beside $out in the store
+    with tempfile.TemporaryDirectory(prefix="hocker-layers-") as scratch, open(out, "wb") as f:
+        write_tar(docker_archive_members(spec, scratch), f)
 
 
 def build_oci_layout(spec: dict[str, Any], out: str) -> None:

@@ -182,6 +182,20 @@ let
     exec "$@" --out "$out"
   '';
 
+  # The interpreter (named by the derivation attribute `var`) must be executable by the build user. Under a
+  # nix-daemon a virtualenv under /root or a home directory is not, and the shell then fails with its own
+  # "30: exec: ...: Permission denied" (exit 126) that names no cause: one line with the fix instead, before the
+  # builder starts. Only shell builtins: no PATH.
+  pythonCheck = var: ''
+    if [ ! -x "''${${var}:-}" ]; then
+      uid=; name=
+      while read -r k v rest; do if [ "$k" = Uid: ]; then uid=$v; fi; done < /proc/self/status 2>/dev/null
+      while IFS=: read -r n x i rest; do if [ "$i" = "$uid" ]; then name=$n; fi; done < /etc/passwd 2>/dev/null
+      echo "hocker-fetch: the build user ''${name:-?} (uid ''${uid:-?}) cannot run the interpreter ''${${var}}: install hocker-fetch where the build users can read it (a virtualenv made from /usr/bin/python3 outside /root and /home, e.g. under /opt, mode 0755) and list it and its Python in the nix-daemon's extra-sandbox-paths, or use the flake's or overlay's package (docs/nix.md)" >&2
+      exit 126
+    fi
+  '';
+
   # The `mirrors` file comes as hockerRegistriesConf, not as CONTAINERS_REGISTRIES_CONF itself: Nix sets every
   # impureEnvVars name after the .drv's own variables (to "" when unset), which would hide it. It wins (it is in
   # the .drv: what was asked for). Else an impure CONTAINERS_REGISTRIES_CONF is used if the builder can read it;
@@ -224,7 +238,9 @@ let
       inherit name;
       system = buildSystem;
       builder = shell;
-      args = [ "-c" (sslPrelude + mirrorsPrelude + fetchScript) "hocker-fetch" ] ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
+      args = [ "-c" (pythonCheck "hockerPython" + sslPrelude + mirrorsPrelude + fetchScript) "hocker-fetch" ]
+        ++ (command tool) ++ [ "--quiet" ] ++ toolArgs;
+      hockerPython = python;
       outputHashMode = "flat";
       outputHashAlgo = "sha256";
       outputHash =
@@ -370,7 +386,7 @@ let
         # virtualenv's python then cannot find its site-packages with PATH unset).
         builder = shell;
         builderPython = python;
-        args = [ "-c" ''exec "$builderPython" -m hocker_fetch.nixbuild "$0"'' command ];
+        args = [ "-c" (pythonCheck "builderPython" + ''exec "$builderPython" -m hocker_fetch.nixbuild "$0"'') command ];
         imageSpec = builtins.toJSON spec;
         preferLocalBuild = true;
         allowSubstitutes = false;
@@ -414,7 +430,8 @@ let
         inherit (composite) system;
         inherit python shell;
         builder = shell;
-        args = [ "-c" ''exec "$python" -c 'import os; os.symlink(os.environ["target"], os.environ["out"])' '' ];
+        args = [ "-c" (pythonCheck "python"
+          + ''exec "$python" -c 'import os; os.symlink(os.environ["target"], os.environ["out"])' '') ];
         target = "${composite}/compositeImage.sh";
         preferLocalBuild = true;
         allowSubstitutes = false;
@@ -427,14 +444,39 @@ let
   # platform is that of `hostSystem` (the system the images are for); a Mac takes the Linux image of its CPU.
   # `lockFile` may also be the file's data, already parsed (an attribute set: filtered, merged, or inline).
   lockFileVersion = 1;
+  # The image platform a Nix system runs (nixgen.py's NIX_SYSTEMS, the other way round; a Mac: its CPU's Linux).
+  systemPlatforms = {
+    x86_64-linux = "linux/amd64"; aarch64-linux = "linux/arm64/v8"; i686-linux = "linux/386";
+    armv7l-linux = "linux/arm/v7"; armv6l-linux = "linux/arm/v6"; armv5tel-linux = "linux/arm/v5";
+    powerpc64le-linux = "linux/ppc64le"; s390x-linux = "linux/s390x"; riscv64-linux = "linux/riscv64";
+    mips64el-linux = "linux/mips64le"; loongarch64-linux = "linux/loong64";
+  };
   importDockerLockFor = hostSystem: lockFile:
     let
       parsed = builtins.isAttrs lockFile && !(lockFile ? outPath);
       source = if parsed then "the lock data" else toString lockFile;
       fail = msg: throw "hocker-fetch: ${source}: ${msg}";
+      linuxSystem = builtins.replaceStrings [ "-darwin" ] [ "-linux" ] hostSystem;
+      # A command that works when pasted: `add` replaces the entry, so it names the entry's platforms and the
+      # missing one, the entry's own tag (or the digest it was added by), and the lock file.
+      quote = s: if builtins.match "[A-Za-z0-9_./:@+=-]+" s != null then s
+        else "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
+      addHint = name: entry: path:
+        let
+          wanted = systemPlatforms.${linuxSystem} or null;
+          had = entry.platforms or "all";
+          platforms = if builtins.isList had then had ++ [ wanted ] else [ ];
+          ref = "${entry.host or entry.registry}/${path}" + (if entry.tag or null != null then ":${entry.tag}"
+            else "@${if entry.index or null != null then entry.index.digest else (builtins.head (builtins.attrValues entry.systems)).manifest.digest}");
+          file = if parsed then "" else "--file ${quote source} ";
+        in
+        if wanted == null then "hocker-lock has no image platform for ${hostSystem}"
+        else if !(builtins.isList had) then
+          "the image has none for ${wanted} (the entry has --platform all); pin another image for ${hostSystem}"
+        else "run `hocker-lock ${file}add --name ${quote name}"
+          + builtins.concatStringsSep "" (map (p: " --platform ${p}") platforms) + " ${quote ref}`";
       lock = if parsed then lockFile else builtins.fromJSON (builtins.readFile lockFile);
       version = lock.version or null;
-      linuxSystem = builtins.replaceStrings [ "-darwin" ] [ "-linux" ] hostSystem;
       foreignType = t: builtins.match ".*(foreign|nondistributable).*" t != null;
       entryFor = name: entry:
         let
@@ -451,8 +493,7 @@ let
           systems = field entry "systems";
           pinned = systems.${hostSystem} or (systems.${linuxSystem} or (fail
             ("entry '${name}' is locked for ${builtins.concatStringsSep ", " (builtins.attrNames systems)} only, "
-              + "not for ${hostSystem}; run `hocker-lock add --name ${name} --platform OS/ARCH ... ${entry.host or registry}/${path}`"
-              + " with every platform it needs (or --platform all)")));
+              + "not for ${hostSystem}; " + addHint name entry path)));
           imageDigest = (field pinned "manifest").digest;
           # the attribute name as a store name: what Nix does not allow there (e.g. `'`) becomes `-`
           storeName = builtins.concatStringsSep "" (map (x: if builtins.isList x then "-" else x)

@@ -3,14 +3,16 @@
 #
 #   services.hocker-images = {
 #     enable = true;
-#     images = [ (pkgs.callPackage ./debian.nix { }) ];   # needs hocker-fetch's overlay
+#     images = [ (pkgs.callPackage ./debian.nix { }) ];   # needs hocker-fetch's overlay; or an attribute set:
+#     # images = pkgs.importDockerLock ./images.lock.json;
 #     registryCredentialsFile = "/run/secrets/registry";  # private registries (a string: never in the store)
 #     mirrors = { registry = [ { prefix = "docker.io"; location = "registry-1.docker.io";
 #                                mirror = [ { location = "mirror.corp:5000"; } ]; } ]; };  # all Nix builds' fetches
 #   };
 #
-# A oneshot unit runs after the container engine; an image whose ID (its config digest) is already loaded is
-# skipped, so a reboot costs nothing. The chosen engine is enabled (mkDefault), as oci-containers does. For
+# A oneshot unit runs after the container engine and loads each image's .dockerArchive (no Python at boot); an
+# image whose ID (its config digest) is already there under its name is skipped, so a reboot costs nothing, and
+# one there under another name only gets tagged. The chosen engine is enabled (mkDefault), as oci-containers does. For
 # virtualisation.oci-containers use `imageStream = image.stream; image = image.image;` instead (no second copy
 # of the layers in the store).
 { config, lib, pkgs, ... }:
@@ -59,26 +61,48 @@ let
     then builtins.toFile "registries.conf" ((import ./toml.nix).toTOML cfg.mirrors)
     else "${cfg.mirrors}";
 
-  loadOne = image: ''
-    ${lib.optionalString (image.configDigest or null != null) ''
-      if ${engine} image inspect ${image.configDigest} >/dev/null 2>&1; then
-        echo ${lib.escapeShellArg "hocker-images: ${image.image} is already loaded"}
+  # An image counts as loaded only when its ID (the config digest) is there AND its name:tag points at it. With
+  # the ID alone (the same image loaded under another name, or the tag moved to another image) it is only tagged.
+  # It loads from the .dockerArchive file, not compositeImage.sh: the archive refers to no other store path, so
+  # the unit's closure holds no interpreter (compositeImage.sh runs Python). `{{.Id}}` is `sha256:HEX` in docker
+  # and bare HEX in podman.
+  loadOne = image:
+    let
+      say = msg: "echo ${lib.escapeShellArg "hocker-images: ${image.image} ${msg}"}";
+      name = lib.escapeShellArg image.image;
+      id = image.configDigest or null;
+      load = ''
+        echo ${lib.escapeShellArg "hocker-images: loading ${image.image}"}
+        ${engine} load -i ${image.dockerArchive}
+      '';
+    in
+    if id == null then load else ''
+      if ${engine} image inspect ${id} >/dev/null 2>&1; then
+        current=$(${engine} image inspect --format '{{.Id}}' ${name} 2>/dev/null || true)
+        if [ "sha256:''${current#sha256:}" = ${id} ]; then
+          ${say "is already loaded"}
+        else
+          ${say "is loaded under another name: tagging it"}
+          ${engine} tag ${id} ${name}
+        fi
       else
-    ''}
-      echo ${lib.escapeShellArg "hocker-images: loading ${image.image}"}
-      ${image}/compositeImage.sh | ${engine} load
-    ${lib.optionalString (image.configDigest or null != null) "fi"}
-  '';
+        ${load}
+      fi
+    '';
+
+  # images: a list, or an attribute set of them (what importDockerLock returns), taken in name order
+  imageList = if builtins.isAttrs cfg.images then builtins.attrValues cfg.images else cfg.images;
 in
 {
   options.services.hocker-images = {
     enable = lib.mkEnableOption "loading container images pinned with docker2nix at boot";
     images = lib.mkOption {
-      type = lib.types.listOf fetchdockerResult;
+      type = lib.types.either (lib.types.listOf fetchdockerResult) (lib.types.attrsOf fetchdockerResult);
       default = [ ];
-      example = lib.literalExpression "[ (pkgs.callPackage ./debian.nix { }) ]";
+      example = lib.literalExpression "pkgs.importDockerLock ./images.lock.json  # or [ (pkgs.callPackage ./debian.nix { }) ]";
       description = ''
-        fetchdocker results (e.g. `pkgs.callPackage ./image.nix { }` with hocker-fetch's overlay) to load.
+        fetchdocker results to load: a list (e.g. `[ (pkgs.callPackage ./image.nix { }) ]` with hocker-fetch's
+        overlay) or an attribute set of them, as `pkgs.importDockerLock ./images.lock.json` returns.
         Anything else (a dockerTools image, a tarball) is refused when the system is evaluated.
       '';
     };
@@ -140,7 +164,7 @@ in
       nix.settings.extra-sandbox-paths = [ registriesConf ];
     })
 
-    (lib.mkIf (cfg.enable && cfg.images != [ ]) {
+    (lib.mkIf (cfg.enable && imageList != [ ]) {
       # As virtualisation.oci-containers does; mkDefault so that an explicit `false` wins and is reported.
       # (docker only when chosen explicitly: the automatic choice already depends on virtualisation.docker.enable)
       virtualisation.podman.enable = lib.mkIf (backend == "podman") (lib.mkDefault true);
@@ -161,7 +185,7 @@ in
         };
         script = ''
           set -euo pipefail
-          ${lib.concatMapStrings loadOne cfg.images}
+          ${lib.concatMapStrings loadOne imageList}
         '';
       };
     })

@@ -177,9 +177,9 @@ def test_a_system_the_entry_does_not_cover_names_the_ones_it_does(nix: Nix, flee
     lock = fleet["lock"]
     err = eval_error(nix, f"{lock_expr(lock, 'riscv64-linux')}.multi.outPath")
     assert f"hocker-fetch: {lock}: entry 'multi' is locked for aarch64-linux, x86_64-linux only, not for " \
-           "riscv64-linux; run `hocker-lock add --name multi --platform OS/ARCH ... " \
-           f"{fleet['images']['multi']['host']}/library/multi` with every platform it needs (or --platform all)" \
-           in err, err
+           f"riscv64-linux; run `hocker-lock --file {lock} add --name multi --platform linux/amd64 --platform " \
+           f"linux/arm64/v8 --platform linux/riscv64 {fleet['images']['multi']['host']}/library/multi:oci`" \
+           in err, err  # a command that works when pasted: test_nix_lock_hint.py runs one
     err = eval_error(nix, f"{lock_expr(lock, 'aarch64-linux')}.hello.outPath")
     assert "entry 'hello' is locked for x86_64-linux only, not for aarch64-linux" in err, err
     # lazily: the other entries still evaluate for that system

@@ -5,8 +5,7 @@ The library is `<nixpkgs/lib>` when the user's NIX_PATH has nixpkgs, else the sn
 module reads or sets are typed stand-ins (tests/support/nixos-stub.nix, real lib.types), and failed assertions
 fail the evaluation with their messages, as on NixOS (tests/support/nixos-eval.nix).
 
-The generated unit script must pass `bash -n`; with podman it is run for real, on an image built by Nix from the
-plain registry, into a private podman storage: the image is loaded, and a second run skips it.
+The generated unit script must pass `bash -n`; test_nixos_module_load.py runs it for real with podman.
 """
 from __future__ import annotations
 
@@ -15,9 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import pytest
 from support import nixenv
@@ -250,54 +248,7 @@ def test_registry_credentials_file_is_a_daemon_environment_file(module: Module, 
             assert SECRET.encode() not in f.read_bytes(), f
 
 
-# -- the unit, run for real ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def podman_storage(tmp_path: Path) -> Iterator[list[str]]:
-    if shutil.which("podman") is None:
-        pytest.skip("podman not installed")
-    run_root = Path(tempfile.mkdtemp(prefix="hkm-", dir="/tmp"))  # podman: runroot under 50 characters
-    yield ["--root", str(tmp_path / "podman-root"), "--runroot", str(run_root), "--storage-driver", "vfs",
-           "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
-    shutil.rmtree(run_root, ignore_errors=True)
-
-
-def test_unit_loads_a_real_image_into_podman_once(module: Module, nix: Nix, gen_dir: Path, plain_registry,
-                                                  podman_storage: list[str], tmp_path: Path) -> None:
-    info = plain_registry.images["library/hello:oci"].single
-    expr = docker2nix(plain_registry, "library/hello:oci", gen_dir / "hello.nix")
-    conf = f"""{{ podmanAt, ... }}: {{
-      virtualisation.podman.package = podmanAt {json.dumps(" ".join(podman_storage))};
-      services.hocker-images = {{ enable = true; images = [ (import {nix.build_nix} {{ file = {expr}; }}) ]; }};
-    }}"""
-    # the script with its context: building this builds the image and the podman wrapper, as NixOS would
-    runner = tmp_path / "unit.nix"
-    runner.write_text(f"""
-let c = import {module.file} {{ conf = {conf}; }};
-in builtins.derivation {{
-  name = "hocker-load-images-script";
-  system = builtins.currentSystem;
-  builder = "/bin/sh";
-  args = [ "-c" "printf '%s' \\"$script\\" > $out" ];
-  script = c.systemd.services.hocker-load-images.script;
-}}
-""")
-    script = nix.run("nix-build", "--no-out-link", str(runner)).stdout.strip()
-    bash_n(Path(script).read_text(), tmp_path)
-    first = subprocess.run(["bash", "-e", script], capture_output=True, text=True, timeout=300,
-                           stdin=subprocess.DEVNULL)
-    assert first.returncode == 0, first.stderr + first.stdout
-    name = f"{plain_registry.host}/library/hello:oci"
-    assert f"hocker-images: loading {name}" in first.stdout
-    inspect = subprocess.run(["podman", *podman_storage, "image", "inspect", "--format", "{{.Id}}", name],
-                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert inspect.returncode == 0, inspect.stderr
-    assert "sha256:" + inspect.stdout.strip() == info.config_digest
-    second = subprocess.run(["bash", "-e", script], capture_output=True, text=True, timeout=300,
-                            stdin=subprocess.DEVNULL)
-    assert second.returncode == 0, second.stderr
-    assert f"hocker-images: {name} is already loaded" in second.stdout and "loading" not in second.stdout
+# -- the stream for oci-containers ----------------------------------------------------------------------------
 
 
 def test_stream_is_an_image_stream_for_oci_containers(nix: Nix, gen_dir: Path, plain_registry, tmp_path: Path) -> None:
