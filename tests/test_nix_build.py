@@ -22,7 +22,6 @@ from support import nixenv
 from support.nixenv import (
     BIN,
     NIX_DIR,
-    NIXPKGS_LIB,
     REPO,
     SECRET_IMAGE,
     VENV,
@@ -31,6 +30,7 @@ from support.nixenv import (
     base_env,
     docker2nix,
     file_sha,
+    nixpkgs_lib_or_skip,
     sha,
     skopeo_config_digest,
     stream_image,
@@ -344,7 +344,7 @@ def stub_nixpkgs(root: Path, host: dict[str, Path], build: Optional[dict[str, Pa
     build = build or host
     root.mkdir(parents=True)
     (root / "flake.nix").write_text("{ outputs = { self }: { }; }\n")
-    shutil.copytree(NIXPKGS_LIB, root / "lib")  # inside the stub: a flake input may not import paths outside it
+    shutil.copytree(nixpkgs_lib_or_skip(), root / "lib")  # a flake input imports no outside path
     (root / "default.nix").write_text(f"""
 {{ system ? builtins.currentSystem, overlays ? [ ], crossSystem ? null, config ? {{ }} }}:
 let

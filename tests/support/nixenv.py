@@ -23,10 +23,19 @@ REPO = Path(__file__).resolve().parent.parent.parent
 NIX_DIR = REPO / "nix"
 # nixpkgs' lib/ (no full nixpkgs offline): for the stub package sets that overlay.nix, flake.nix and package.nix
 # are evaluated against (lib.makeOverridable, lib.cleanSourceWith, lib.licenses, ...)
-NIXPKGS_LIB = REPO.parent / "shared" / "nixpkgs-lib" / "lib"
+# HOCKER_NIXPKGS_LIB points elsewhere (a test of the skip uses a missing one). Without it, the tests that need
+# it are skipped with the reason (nixpkgs_lib_or_skip), the rest run.
+NIXPKGS_LIB = Path(os.environ.get("HOCKER_NIXPKGS_LIB") or REPO.parent / "shared" / "nixpkgs-lib" / "lib")
 VENV = Path(sys.prefix)  # has bin/python and the console scripts (hocker-layer, docker2nix, ...)
 BIN = Path(sys.executable).parent
 SECRET_IMAGE = "private/secret:1"
+
+
+def nixpkgs_lib_or_skip() -> Path:
+    """The nixpkgs lib/ snapshot, or skip the calling test with the reason (a checkout without ../shared/)."""
+    if not (NIXPKGS_LIB / "default.nix").exists():
+        pytest.skip(f"nixpkgs' lib/ is not available at {NIXPKGS_LIB} (no ../shared/nixpkgs-lib beside the checkout)")
+    return NIXPKGS_LIB
 
 
 def sha(data: bytes) -> str:
