@@ -75,7 +75,7 @@ def test_the_nix_examples_parse(page: Path, tmp_path: Path) -> None:
     for n, block in enumerate(blocks):
         block = re.sub(r'"[^"\n]*\.\.\.[^"\n]*"', '"x"', block)  # shortened digests are still strings
         block = re.sub(r"= \.\.\.;", "= null;", block)  # an elided value
-        scope = "let pkgs = null; lib = null; config = null; in "  # the names a NixOS module or file gets
+        scope = "with { }; "  # names the example takes from around it (pkgs, lib, a flake's inputs) stay unbound
         errors = []
         for candidate in (block, "{ " + block + " }"):  # an expression, or attributes out of a set
             r = subprocess.run(["nix-instantiate", "--parse", "-E", scope + candidate], capture_output=True,
