@@ -39,8 +39,12 @@ def json_key() -> str:
     pem = "\n".join(base64.b64encode(secrets.token_bytes(48)).decode() for _ in range(20))
     key = {"type": "service_account", "project_id": "hocker-test", "private_key_id": secrets.token_hex(20),
            "private_key": f"-----BEGIN PRIVATE KEY-----\n{pem}\n-----END PRIVATE KEY-----\n",
-           "client_email": "puller@hocker-test.iam.gserviceaccount.com", "client_id": "1" * 21}
-    return json.dumps(key, indent=2) + "\n"
+           "client_email": "puller@hocker-test.iam.gserviceaccount.com", "client_id": "1" * 21,
+           "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": "https://oauth2.googleapis.com/token",
+           "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+           "client_x509_cert_url": "https://www.googleapis.com/robot/v1/metadata/x509/puller",
+           "universe_domain": "googleapis.com"}
+    return json.dumps(key, indent=2)  # key.json ends with a newline; docker login strips it from stdin
 
 
 @dataclass
@@ -90,7 +94,8 @@ class Fronts:
         return f"{self.fronts[name].host}/{image}"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return clean_env(HOME=str(self.home), **extra)
+        extra.setdefault("HOME", str(self.home))
+        return clean_env(**extra)
 
     def run(self, prog: str, *args: str, env: Optional[dict[str, str]] = None, input: Optional[bytes] = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
