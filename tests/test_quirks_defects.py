@@ -36,18 +36,20 @@ def _tool_args(tool: str, fr: Fronts, out: Path, ref: str) -> list[str]:
     info = fr.upstream.images[IMAGE].single
     return {"config": ["hocker-config"], "manifest": ["hocker-manifest"], "docker2nix": ["docker2nix"],
             "layer": ["hocker-layer", "--layer", info.layers[0][0], "--out", str(out / "layer")],
-            "image": ["hocker-image", "--format", "oci", "--out", str(out / "oci")]}[tool] + [
+            "image": ["hocker-image", "--format", "oci", "--out", str(out / "oci")],
+            "lock": ["hocker-lock", "--file", str(out / "images.lock.json"), "add"]}[tool] + [
         "--ca-file", fr.ca_file, ref]
 
 
 @pytest.mark.parametrize("name", ["dockerhub", "ecr"])
 @pytest.mark.parametrize("tool", [pytest.param("config", marks=NETRC), pytest.param("layer", marks=NETRC),
-                                  pytest.param("image", marks=NETRC), "manifest", "docker2nix"])
+                                  pytest.param("image", marks=NETRC), pytest.param("lock", marks=NETRC),
+                                  "manifest", "docker2nix"])
 def test_netrc_never_reaches_the_blob_host(fronts: Fronts, tmp_path: Path, name: str, tool: str,  # noqa: F811
                                            blob_bytes: Callable[..., bytes]) -> None:
     """Defect 1: with a ~/.netrc (an entry for the CDN's host and a `default`), a blob GET that redirects to the CDN
     (Docker Hub) or S3 (ECR) must carry no Authorization there; S3 would answer 400. The tools that fetch no blob
-    pass today and keep passing."""
+    pass today and keep passing. (The docker config case is every cell of test_quirks_pull.py.)"""
     front = fronts.fronts[name]
     home, netrc_secrets = netrc_home(fronts, tmp_path, front.netloc("blob"))
     front.clear()
@@ -60,7 +62,7 @@ def test_netrc_never_reaches_the_blob_host(fronts: Fronts, tmp_path: Path, name:
     info = fronts.upstream.images[IMAGE].single
     if tool == "layer":
         assert (tmp_path / "layer").read_bytes() == blob_bytes(fronts.upstream, "library/hello", info.layers[0][0])
-    if tool in ("config", "layer", "image"):
+    if tool in ("config", "layer", "image", "lock"):  # hocker-lock add reads the config for its Nix system
         assert blob_log, "the blob really came through the redirect"
 
 
