@@ -10,7 +10,8 @@ from typing import Callable
 
 import pytest
 from support.front_setup import IMAGE, Fronts, fronts  # noqa: F401 (fixture)
-from support.fronts import credential_violations
+from support.fronts import basic_value, credential_violations
+from support.images import ACCEPT_ALL
 
 
 def test_tokens_revoked_mid_pull_are_renewed(fronts: Fronts, tmp_path: Path,  # noqa: F811
@@ -88,3 +89,33 @@ def test_harbor_robot_account_from_the_environment(fronts: Fronts, tmp_path: Pat
     assert proc.stdout == fronts.upstream.images[IMAGE].raw
     assert any(s.role == "auth" and s.authorization for s in front.requests())
     assert credential_violations(front, fronts.decoys) == []
+
+
+def test_fronts_are_strict_about_tokens(fronts: Fronts) -> None:  # noqa: F811
+    """The matrix means something only if a front refuses what the real registry would: a token it never issued,
+    one for another repository, one past its lifetime, a password sent straight to a Bearer registry."""
+    import requests
+
+    front, login = fronts.fronts["harbor"], fronts.logins["harbor"]
+    url = f"{front.url}/v2/library/hello/manifests/oci"
+
+    def get(value: str) -> requests.Response:
+        return requests.get(url, headers={"Authorization": value, "Accept": ACCEPT_ALL}, verify=fronts.ca_file,
+                            timeout=30)
+
+    assert 'error="invalid_token"' in get("Bearer not-issued").headers["WWW-Authenticate"]
+    realm = f"{front.url}/service/token"
+    other = requests.get(realm, params={"service": "harbor-registry", "scope": "repository:library/other:pull"},
+                         auth=(login.user, login.password), verify=fronts.ca_file, timeout=30).json()["token"]
+    refused = get(f"Bearer {other}")
+    assert refused.status_code == 401 and 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+    assert get(basic_value(login.user, login.password)).status_code == 401
+    wrong = requests.get(realm, params={"service": "harbor-registry"}, auth=(login.user, "nope"),
+                         verify=fronts.ca_file, timeout=30)
+    assert wrong.status_code == 401
+    good = requests.get(realm, params={"service": "harbor-registry", "scope": "repository:library/hello:pull"},
+                        auth=(login.user, login.password), verify=fronts.ca_file, timeout=30).json()["token"]
+    assert get(f"bearer {good}").status_code == 200  # the scheme is case-insensitive (RFC 7235)
+    front.revoke_all()
+    assert get(f"Bearer {good}").status_code == 401
+    assert get(f"Bearer {good}").headers["WWW-Authenticate"].startswith('Bearer realm="')
