@@ -1,7 +1,7 @@
 """Issue 17's defects, each reproduced through the registry front that shows it in the wild.
 
-The tests of what wt-q17 fixes are marked xfail(strict=True): they fail on the code before the fix and must be
-unmarked when it is merged (strict: they XPASS loudly then). Defects 2 (HEAD 405) and 3 (no Docker-Content-Digest)
+Each of these tests failed on the code before its fix (issue 17, checked with the fixes reverted).
+Defects 2 (HEAD 405) and 3 (no Docker-Content-Digest)
 are in the per-front matrices (test_quirks_pull.py, test_quirks_lock.py); here: 1 (netrc on blob redirects),
 4 (a multi-line --password-stdin) and 5 (a registry under a path prefix).
 """
@@ -15,10 +15,6 @@ from typing import Callable
 import pytest
 from support.front_setup import IMAGE, Fronts, fronts  # noqa: F401 (fixture)
 from support.fronts import basic_value, credential_violations
-
-NETRC = pytest.mark.xfail(strict=True, reason="issue 17 defect 1, fixed on wt-q17")
-STDIN = pytest.mark.xfail(strict=True, reason="issue 17 defect 4, fixed on wt-q17")
-PREFIX = pytest.mark.xfail(strict=True, reason="issue 17 defect 5, fixed on wt-q17")
 
 
 def netrc_home(fr: Fronts, where: Path, blob_host: str) -> tuple[Path, list[str]]:
@@ -42,9 +38,7 @@ def _tool_args(tool: str, fr: Fronts, out: Path, ref: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["dockerhub", "ecr"])
-@pytest.mark.parametrize("tool", [pytest.param("config", marks=NETRC), pytest.param("layer", marks=NETRC),
-                                  pytest.param("image", marks=NETRC), pytest.param("lock", marks=NETRC),
-                                  "manifest", "docker2nix"])
+@pytest.mark.parametrize("tool", ["config", "layer", "image", "lock", "manifest", "docker2nix"])
 def test_netrc_never_reaches_the_blob_host(fronts: Fronts, tmp_path: Path, name: str, tool: str,  # noqa: F811
                                            blob_bytes: Callable[..., bytes]) -> None:
     """Defect 1: with a ~/.netrc (an entry for the CDN's host and a `default`), a blob GET that redirects to the CDN
@@ -88,7 +82,6 @@ def test_s3_front_refuses_and_logs_an_authorization_header(fronts: Fronts,  # no
     front.clear()
 
 
-@STDIN
 @pytest.mark.parametrize("prog", ["hocker-manifest", "hocker-lock"])
 def test_password_stdin_takes_a_multi_line_json_key(fronts: Fronts, tmp_path: Path, prog: str) -> None:  # noqa: F811
     """Defect 4: Google's `cat key.json | docker login -u _json_key --password-stdin`: the key spans many lines;
@@ -125,7 +118,6 @@ def test_password_stdin_one_line_access_token(fronts: Fronts, tmp_path: Path) ->
     assert credential_violations(front) == []
 
 
-@PREFIX
 @pytest.mark.parametrize("tool", ["manifest", "image", "docker2nix"])
 def test_artifactory_repository_path_prefix(fronts: Fronts, tmp_path: Path, tool: str) -> None:  # noqa: F811
     """Defect 5: Artifactory's repository path method, hocker's form `--registry

@@ -11,11 +11,10 @@ import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from support.front_setup import IMAGE, Fronts, fronts  # noqa: F401 (fixture)
-from support.fronts import HEAD_REFUSED, PROFILES, credential_violations
+from support.fronts import PROFILES, credential_violations
 from support.nixenv import Nix, nix, skopeo_config_digest, stream_image  # noqa: F401 (fixture)
 
 NAMES = list(PROFILES)
@@ -54,13 +53,7 @@ def locks(fronts: Fronts, tmp_path_factory: pytest.TempPathFactory) -> Locks:  #
     return Locks(fronts, tmp_path_factory.mktemp("locks"))
 
 
-def _marks(name: str) -> list[Any]:
-    if name in HEAD_REFUSED:
-        return [pytest.mark.xfail(strict=True, reason="issue 17 defect 2, fixed on wt-q17")]
-    return []
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n), id=n) for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_lock_add_update_check_through_the_front(locks: Locks, fronts: Fronts, name: str) -> None:  # noqa: F811
     procs = locks.results(name)
     for step, proc in zip(STEPS, procs):

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 from support.front_setup import IMAGE, Fronts, fronts  # noqa: F401 (fixture)
-from support.fronts import HEAD_REFUSED, PROFILES, credential_violations
+from support.fronts import PROFILES, credential_violations
 
 NAMES = list(PROFILES)
 TOOLS = ("manifest", "digest", "config", "layer", "image", "docker2nix")
@@ -26,14 +26,6 @@ TOOLS = ("manifest", "digest", "config", "layer", "image", "docker2nix")
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _marks(name: str, tool: str) -> list[Any]:
-    if tool == "digest" and name in HEAD_REFUSED:
-        return [pytest.mark.xfail(strict=True, reason="issue 17 defect 2, fixed on wt-q17")]
-    if tool == "digest" and not PROFILES[name].digest_header:
-        return [pytest.mark.xfail(strict=True, reason="issue 17 defect 3, fixed on wt-q17")]
-    return []
 
 
 class Pulls:
@@ -115,7 +107,7 @@ def check_docker2nix(p: Pulls, name: str, proc: subprocess.CompletedProcess) -> 
     assert p.fr.fronts[name].host in text
 
 
-@pytest.mark.parametrize("name,tool", [pytest.param(n, t, marks=_marks(n, t), id=f"{n}-{t}")
+@pytest.mark.parametrize("name,tool", [pytest.param(n, t, id=f"{n}-{t}")
                                        for n in NAMES for t in TOOLS])
 def test_exact_bytes_through_the_front(pulls: Pulls, name: str, tool: str, blob_bytes: Callable[..., bytes]) -> None:
     proc = pulls.result(name, tool)
