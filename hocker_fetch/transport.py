@@ -287,7 +287,7 @@ def reason(exc: BaseException, url: str = "") -> str:
         return f"timed out connecting to {host}"
     if any(isinstance(e, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError))
            for e in causes):
-        return f"{host} sent nothing in time (read timeout)"
+        return f"read from {host} timed out (nothing received for --timeout seconds)"
     for e in causes:
         if isinstance(e, socket.gaierror):
             return f"cannot resolve {urlsplit(url).hostname or host} ({e.strerror or 'name resolution failed'})"
