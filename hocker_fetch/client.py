@@ -199,8 +199,13 @@ class RegistryClient:
                 except (NotFoundError, VerificationError):
                     pass  # the HEAD named something nobody serves by digest: ask for the tag itself
         what = f"manifest {repository}@{reference}" if by_digest else f"manifest {repository}:{reference}"
-        return self.endpoints.each(repository, by_digest, what, lambda ep, repo: self._timed(
-            ep, what, lambda: self._get_manifest_at(ep, repo, reference, what), lambda r: len(r[0])))
+        try:
+            return self.endpoints.each(repository, by_digest, what, lambda ep, repo: self._timed(
+                ep, what, lambda: self._get_manifest_at(ep, repo, reference, what), lambda r: len(r[0])))
+        except NotFoundError as exc:
+            if by_digest:
+                raise
+            raise self._tag_not_found(exc, repository, reference) from None
 
     def _get_manifest_at(self, ep: Endpoint, repository: str, reference: str, what: str) -> tuple[bytes, str, str]:
         raw, content_type, digest = self._get_manifest_from(ep, repository, reference, what)
@@ -263,10 +268,21 @@ class RegistryClient:
             what=what, endpoint=ep, budget=budget), lambda r: None)
         try:
             _raise_for_status(resp, what, ep.host)
+        except NotFoundError as exc:
+            resp.close()
+            if reference.startswith("sha256:"):
+                raise
+            raise self._tag_not_found(exc, repository, reference) from None
         except BaseException:
             resp.close()
             raise
         return resp
+
+    def _tag_not_found(self, exc: NotFoundError, repository: str, tag: str) -> NotFoundError:
+        """A missing tag's error with the closest existing tags, when the registry lets us list them."""
+        from .tags import not_found_hint
+
+        return NotFoundError(f"{exc}{not_found_hint(self, repository, tag)}")
 
     def get_parsed(self, repository: str, reference: str) -> Parsed:
         """The manifest or index a tag or digest names, parsed (schema1 and garbage refused)."""
