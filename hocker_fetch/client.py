@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional, TypeVar
 
 import requests
 
@@ -48,6 +48,7 @@ from .transport import (
     RATE_LIMIT_HEADERS,
     STREAM_ERRORS,
     Budget,
+    Cancelled,
     ClientOptions,
     Transport,
     check_cancel,
@@ -57,6 +58,8 @@ from .transport import (
     is_loopback,
     reason,
 )
+
+_T = TypeVar("_T")
 
 __all__ = ["ClientOptions", "HeadRefused", "NoDigestHeader", "RegistryClient", "Resolved"]
 HEAD_REFUSED = (405, 501)  # some Nexus and Artifactory versions: Method Not Allowed / Not Implemented
@@ -84,9 +87,11 @@ class RegistryClient:
     def __init__(self, ref: Reference, credentials: Optional[Credentials] = None,
                  options: Optional[ClientOptions] = None, *, log: Callable[[str], None] = lambda _m: None,
                  env: Optional[Mapping[str, str]] = None, sleep: Callable[[float], None] = time.sleep,
-                 mirrors: Optional[MirrorConfig] = None, warn: Optional[Callable[[str], None]] = None):
+                 mirrors: Optional[MirrorConfig] = None, warn: Optional[Callable[[str], None]] = None,
+                 trace: Optional[Callable[[str], None]] = None):
         """`mirrors`: where else by-digest requests may go (None: the registry only); `warn`: where a skipped
-        mirror is reported (default `log`)."""
+        mirror is reported (default `log`); `trace`: -v's line per manifest and blob (which host, how long)."""
+        self.trace = trace
         self.options = options = options or ClientOptions()
         self.host = ref.registry
         if credentials is not None:
@@ -161,6 +166,23 @@ class RegistryClient:
         return (f"{self.host}/{repo} requires authentication (or does not exist): give credentials with "
                 "-u/-p, -t, -f FILE, DOCKER_USER/DOCKER_PASS or docker login" + nix_build_hint())
 
+    def _timed(self, ep: Endpoint, what: str, call: Callable[[], _T], size: Callable[[_T], Optional[int]]) -> _T:
+        """call(); with -v, one line saying which host answered (mirror or origin), how much and how fast."""
+        if self.trace is None:
+            return call()
+        start = time.monotonic()
+        try:
+            result = call()
+        except BaseException as exc:
+            if not isinstance(exc, Cancelled):
+                self.trace(f"{what}: {ep.host} ({'mirror' if ep.mirror else 'origin'}) failed after "
+                           f"{time.monotonic() - start:.2f}s")
+            raise
+        n = size(result)
+        self.trace(f"{what} from {ep.host} ({'mirror' if ep.mirror else 'origin'})"
+                   + (f", {n} bytes" if n is not None else "") + f" in {time.monotonic() - start:.2f}s")
+        return result
+
     # -- manifests ---------------------------------------------------------------------------------------
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
@@ -188,8 +210,13 @@ class RegistryClient:
                 except (NotFoundError, VerificationError):
                     pass  # the HEAD named something nobody serves by digest: ask for the tag itself
         what = f"manifest {repository}@{reference}" if by_digest else f"manifest {repository}:{reference}"
-        return self.endpoints.each(repository, by_digest, what,
-                                   lambda ep, repo: self._get_manifest_at(ep, repo, reference, what))
+        try:
+            return self.endpoints.each(repository, by_digest, what, lambda ep, repo: self._timed(
+                ep, what, lambda: self._get_manifest_at(ep, repo, reference, what), lambda r: len(r[0])))
+        except NotFoundError as exc:
+            if by_digest:
+                raise
+            raise self._tag_not_found(exc, repository, reference) from None
 
     def _get_manifest_at(self, ep: Endpoint, repository: str, reference: str, what: str) -> tuple[bytes, str, str]:
         raw, content_type, digest = self._get_manifest_from(ep, repository, reference, what)
@@ -266,18 +293,30 @@ class RegistryClient:
         `what` names it in errors (default: the repository where it is asked)."""
         ep, repository = self.endpoints.origin_for(repository)
         what = what or f"manifest {repository}:{reference}"
-        resp = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", _scope(repository),
-                            headers={"Accept": ACCEPT}, what=what, endpoint=ep, budget=budget)
+        resp = self._timed(ep, f"HEAD {what}", lambda: self.request(
+            "HEAD", f"/v2/{repository}/manifests/{reference}", _scope(repository), headers={"Accept": ACCEPT},
+            what=what, endpoint=ep, budget=budget), lambda r: None)
         if resp.status_code in HEAD_REFUSED:
             resp.close()
             self._head_refused = True
             raise HeadRefused(f"{what}: {ep.host} refuses HEAD requests for manifests (HTTP {resp.status_code})")
         try:
             _raise_for_status(resp, what, ep.host)
+        except NotFoundError as exc:
+            resp.close()
+            if reference.startswith("sha256:"):
+                raise
+            raise self._tag_not_found(exc, repository, reference) from None
         except BaseException:
             resp.close()
             raise
         return resp
+
+    def _tag_not_found(self, exc: NotFoundError, repository: str, tag: str) -> NotFoundError:
+        """A missing tag's error with the closest existing tags, when the registry lets us list them."""
+        from .tags import not_found_hint
+
+        return NotFoundError(f"{exc}{not_found_hint(self, repository, tag)}")
 
     def get_parsed(self, repository: str, reference: str) -> Parsed:
         """The manifest or index a tag or digest names, parsed (schema1 and garbage refused)."""
@@ -367,7 +406,9 @@ class RegistryClient:
         def attempt(ep: Endpoint, repo: str) -> None:
             if shown[0]:
                 counted(-shown[0])
-            self._fetch_blob_at(ep, repo, digest, size, sink, counted, cancel)
+            self._timed(ep, f"blob {digest}",
+                        lambda: self._fetch_blob_at(ep, repo, digest, size, sink, counted, cancel),
+                        lambda _r: shown[0])
 
         self.endpoints.each(repository, True, f"blob {digest}", attempt)
 

@@ -44,6 +44,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(UsageError.exit_code, f"{self.prog}: {message}\n")
 
 
+class _Version(argparse.Action):
+    """`--version`: `<prog> <version>` on stdout. The version is looked up only when asked (it may read
+    setup.cfg or the installed metadata), so every other run starts as fast as before."""
+
+    def __init__(self, option_strings: "list[str]", dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "print the version and exit") -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: Optional[str] = None) -> None:
+        from . import __version__
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit(0)
+
+
 def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False) -> argparse.ArgumentParser:
     p = new_parser(prog, description)
     p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
@@ -65,8 +81,10 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
 
 def new_parser(prog: str, description: str, epilog: str = EPILOG) -> argparse.ArgumentParser:
     """An argument parser whose errors are `<prog>: <message>` with the usage exit code (2)."""
-    return _Parser(prog=prog, description=description, epilog=epilog,
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog=prog, description=description, epilog=epilog,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action=_Version)
+    return p
 
 
 def add_platforms_option(g: "argparse._ActionsContainer") -> None:
@@ -104,10 +122,15 @@ def add_auth_options(p: argparse.ArgumentParser) -> None:
                    help="file with BEARER_TOKEN= or USERNAME=/PASSWORD= (or DOCKER_TOKEN= / DOCKER_USER=/DOCKER_PASS=)")
 
 
-def add_quiet_option(p: argparse.ArgumentParser) -> None:
+def add_quiet_option(p: argparse.ArgumentParser, verbose: bool = True) -> None:
+    """-q, and -v for the commands that talk to registries."""
     o = p.add_argument_group("output")
     o.add_argument("-q", "--quiet", action="store_true",
                    help="no progress or retry messages on stderr (a skipped mirror is still reported)")
+    if verbose:
+        o.add_argument("-v", "--verbose", action="store_true",
+                       help="say on stderr which host served each manifest and blob (a mirror or the "
+                            "origin) and how long it took")
 
 
 def add_out_option(p: argparse.ArgumentParser, required: bool) -> None:
@@ -148,7 +171,8 @@ def make_client(args: argparse.Namespace, ref: "Reference", prog: str, pool: int
     creds = resolve_credentials(username=args.username, password=password, token=args.token,
                     credentials_file=args.credentials_file, registry_host=origin.host, env=os.environ)
     return RegistryClient(ref, creds, options, log=say(prog, args.quiet), mirrors=mirrors,
-                          warn=say(prog, False))  # a skipped mirror is reported even with -q
+                          warn=say(prog, False),  # a skipped mirror is reported even with -q
+                          trace=say(prog, False) if getattr(args, "verbose", False) else None)
 
 
 def read_password(args: argparse.Namespace) -> Optional[str]:

@@ -181,14 +181,55 @@ def parse_credentials_file(path: str) -> Credentials:
 # environment (the Nix fetchers' impure variables)
 
 
-def nix_build_hint(env: Mapping[str, str] = os.environ) -> str:
+@dataclass(frozen=True)
+class BuildSetup:
+    """What a Nix builder runs under, which decides where credentials can come from."""
+
+    sandbox: bool  # in Nix's sandbox: a user namespace whose chroot holds only store inputs and sandbox paths
+    build_user: bool  # as a build user of the daemon (nixbld*), not as the user who ran nix-build
+
+
+def build_setup(env: Mapping[str, str], uid_map: str = "/proc/self/uid_map") -> BuildSetup:
+    """Look, from inside a build, at what it really runs under (not at what nix.conf on this machine says:
+    under a daemon that is another process's configuration).
+
+    The sandbox is a user namespace: /proc/self/uid_map is no longer the identity map (and the build directory is
+    /build). A build user does not own the store directory; a single-user builder (you) does: inside the sandbox
+    too, where the chroot's store directory is created by whoever runs the build (Nix gives it to root when a
+    build user runs it)."""
+    try:
+        with open(uid_map) as f:
+            identity = [line.split() for line in f.read().splitlines() if line.strip()] == [["0", "0", "4294967295"]]
+    except OSError:
+        identity = True
+    store = env.get("NIX_STORE") or os.path.dirname(env.get("out", "")) or "/nix/store"
+    try:
+        build_user = os.stat(store).st_uid != os.getuid()
+    except OSError:
+        build_user = False
+    return BuildSetup(sandbox=not identity or env.get("NIX_BUILD_TOP") == "/build", build_user=build_user)
+
+
+def nix_build_hint(env: Mapping[str, str] = os.environ, setup: "BuildSetup | None" = None) -> str:
     """What to add to "give credentials" inside a Nix build (NIX_BUILD_TOP is set), "" elsewhere: there the
-    builder sees neither the user's shell nor files outside the sandbox, so the usual hints do not apply."""
+    builder sees neither the user's shell nor, in the sandbox, files outside it; where the impure variables and a
+    credentials file must be depends on whether a daemon's build user or you run the build (build_setup)."""
     if not env.get("NIX_BUILD_TOP"):
         return ""
-    return ("; inside a Nix build they come from DOCKER_USER/DOCKER_PASS or DOCKER_TOKEN in the nix-daemon's "
-            "environment (nix-build's for single-user Nix), or a credentials file visible in the sandbox "
-            "(in extra-sandbox-paths, group nixbld, mode 0640)")
+    setup = setup or build_setup(env)
+    if setup.build_user:
+        where = "the nix-daemon's environment"
+        readable = "group nixbld, mode 0640"
+        visible = f"(in extra-sandbox-paths, {readable})" if setup.sandbox else f"({readable})"
+        return (f"; inside a Nix build they come from DOCKER_USER/DOCKER_PASS or DOCKER_TOKEN in {where} "
+                f"(nix-build's for single-user Nix), or a credentials file visible in the sandbox {visible}"
+                if setup.sandbox else
+                f"; inside a Nix build they come from DOCKER_USER/DOCKER_PASS or DOCKER_TOKEN in {where}, or a "
+                f"credentials file the build users can read {visible}")
+    named = "-I DOCKER_CREDENTIALS=PATH or the fetchers' credentialsFile"
+    return ("; inside a Nix build they come from DOCKER_USER/DOCKER_PASS or DOCKER_TOKEN in nix-build's own "
+            "environment (single-user Nix: the build runs as you), or a credentials file named by "
+            f"{named}" + (", listed in nix.conf's extra-sandbox-paths (the sandbox is on)" if setup.sandbox else ""))
 
 
 def from_environment(env: Mapping[str, str]) -> Credentials | None:

@@ -30,7 +30,8 @@ def _make_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("docker2nix")
     g.add_argument("--manifest", metavar="PATH",
                    help="read the manifest from PATH ('-' for standard input) instead of fetching it")
-    g.add_argument("--altImageName", "--alt-image-name", dest="alt_image_name", metavar="NAME",
+    # --altImageName is hocker's flag (its field name); --altName is what hocker's README showed
+    g.add_argument("--altImageName", "--alt-image-name", "--altName", dest="alt_image_name", metavar="NAME",
                    help="name the loaded image NAME[:TAG] (and the derivation NAME) instead of the repository's")
     g.add_argument("--hash-format", choices=("base32", "sri"), default="base32",
                    help="base32: hocker's `sha256 = \"...\"` (default); sri: `hash = \"sha256-...\"`")

@@ -20,7 +20,7 @@ PROG = "hocker-layer"
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = make_parser(PROG, "Download one blob (a layer, still compressed) by digest, verified while it streams.",
                     tag_help="ignored (hocker compatibility: Nix passes a tag)")
-    p.add_argument("--layer", required=True, metavar="DIGEST", help="sha256:HEX or bare HEX")
+    p.add_argument("-l", "--layer", required=True, metavar="DIGEST", help="sha256:HEX or bare HEX")
     p.add_argument("--size", type=int, metavar="BYTES", help="expected size, checked as well (optional)")
     p.add_argument("--foreign", action="store_true",
                    help="the blob is a foreign (non-distributable) layer: say so if the registry does not serve it")

@@ -49,6 +49,7 @@ from .lockfile import DEFAULT_FILE, Entries, Entry, check_name, default_name
 
 if TYPE_CHECKING:
     from .lockresolve import Resolver, Target
+    from .reference import Reference
 
 PROG = "hocker-lock"
 
@@ -58,6 +59,7 @@ each entry's tag (one HEAD request per unchanged image) and rewrites only the en
 says whether any did (exit 1) without writing. Nix builds the entries with importDockerLock.
 
   hocker-lock add [--name NAME] [--platform OS/ARCH[/VARIANT]]... [--platform all] IMAGE[:TAG]
+  hocker-lock add --registry URI REPOSITORY TAG      hocker-lock add NAME IMAGE@DIGEST --tag TAG
   hocker-lock update [NAME...]      hocker-lock check [NAME...]
   hocker-lock remove NAME           hocker-lock list
   hocker-lock prefetch [NAME...]    (and --prefetch on add/update): the entries' blobs into the Nix store"""
@@ -88,8 +90,18 @@ def _make_parser() -> argparse.ArgumentParser:
         add_quiet_option(sp)
 
     add = sub.add_parser("add", help="resolve IMAGE and add it (or replace the entry of the same name)")
-    add.add_argument("image", metavar="IMAGE", help="a docker image reference, IMAGE[:TAG][@DIGEST]")
+    add.add_argument("image", metavar="IMAGE",
+                     help="a docker image reference IMAGE[:TAG][@DIGEST]; with --registry a repository path "
+                          "(hocker's form); or the entry's NAME, followed by IMAGE@DIGEST")
+    add.add_argument("second", metavar="TAG | IMAGE@DIGEST", nargs="?",
+                     help="the tag (`IMAGE TAG`, `--registry URI REPOSITORY TAG`), or after NAME the image pinned "
+                          "by digest (`NAME IMAGE@DIGEST --tag TAG`)")
     add.add_argument("--name", help="the entry's name (default: the repository's last path component)")
+    add.add_argument("--registry", metavar="URI",
+                     help="hocker's form: --registry URI REPOSITORY [TAG] (--registry http://127.0.0.1:5000 a/b 1)")
+    add.add_argument("--tag", metavar="TAG",
+                     help="with IMAGE@DIGEST: the tag this pin follows; the digest is kept as given (an existing "
+                          "pin adopted without moving it), and `update` moves it along TAG later")
     add_platforms_option(add)
     network(add)
     prefetch_options(add, flag=True)
@@ -109,7 +121,7 @@ def _make_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("remove", help="remove an entry")
     rm.add_argument("name", metavar="NAME")
     file_option(rm)
-    add_quiet_option(rm)
+    add_quiet_option(rm, verbose=False)
     ls = sub.add_parser("list", help="show the entries")
     file_option(ls)
     ls.add_argument("--json", action="store_true", help="print a machine-readable list")
@@ -167,7 +179,8 @@ def _resolver(args: argparse.Namespace, hosts: Sequence[str]) -> "Resolver":
     creds = {h: resolve_credentials(username=args.username, password=password, token=args.token,
                                     credentials_file=args.credentials_file, registry_host=h, env=os.environ)
              for h in dict.fromkeys(hosts)}
-    return Resolver(creds, options, say(PROG, args.quiet), mirror_config(args))
+    return Resolver(creds, options, say(PROG, args.quiet), mirror_config(args),
+                    trace=say(PROG, False) if args.verbose else None)
 
 
 def _select(entries: Entries, names: Sequence[str], path: str) -> list[str]:
@@ -183,10 +196,9 @@ def _select(entries: Entries, names: Sequence[str], path: str) -> list[str]:
 def cmd_add(args: argparse.Namespace) -> None:
     from . import lockfile
     from .lockresolve import Target
-    from .reference import parse_reference
 
-    ref = parse_reference(args.image)
-    name = check_name(args.name) if args.name is not None else default_name(ref.repository)
+    given_name, ref = _add_reference(args)
+    name = check_name(given_name) if given_name is not None else default_name(ref.repository)
     platforms = _platforms(args.platform)
     lockfile.read(args.file, missing_ok=True)  # a broken file fails before any network
     resolver = _resolver(args, [ref.registry])
@@ -205,6 +217,29 @@ def cmd_add(args: argparse.Namespace) -> None:
               f"{', '.join(sorted(entry['systems']))}) in {args.file}", file=sys.stderr)
     if args.prefetch:
         _prefetch(args, {name: entry}, [name], resolver)
+
+
+def _add_reference(args: argparse.Namespace) -> "tuple[Optional[str], Reference]":
+    """`add`'s image forms: IMAGE[:TAG][@DIGEST] or `IMAGE TAG` (docker), `--registry URI REPOSITORY [TAG]`
+    (hocker), `NAME IMAGE@DIGEST` (an existing pin); --tag names the tag a digest pin follows.
+
+    A tag has no '/', ':' or '@', so a second argument with one of them is an image and the first its name."""
+    from .reference import resolve_reference
+
+    name, image, second = args.name, args.image, args.second
+    if args.registry is None and second is not None and any(c in second for c in "/:@"):
+        if name is not None:
+            raise UsageError(f"the entry's name given twice: --name {name} and {image}")
+        name, image, second = image, second, None
+    ref = resolve_reference(image, second, args.registry)
+    if args.tag is not None:
+        if ref.digest is None:
+            raise UsageError(f"--tag {args.tag} adopts a pin: give the image with its digest (IMAGE@sha256:...), "
+                             f"or write {ref.name}:{args.tag} to resolve the tag now")
+        if ref.tag is not None and ref.tag != args.tag:
+            raise UsageError(f"tag given twice: {ref.tag!r} and {args.tag!r} as --tag")
+        ref = resolve_reference(image, args.tag, args.registry)  # checks the tag's syntax
+    return name, ref
 
 
 def _digest(entry: Entry) -> str:

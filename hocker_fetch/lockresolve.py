@@ -95,8 +95,11 @@ class Resolver:
     """The clients of one run (one per registry host) and the resolution of entries with them."""
 
     def __init__(self, credentials: "dict[str, Optional[Credentials]]", options: "ClientOptions",
-                 log: Callable[[str], None], mirrors: "Optional[MirrorConfig]" = None):
+                 log: Callable[[str], None], mirrors: "Optional[MirrorConfig]" = None,
+                 trace: Optional[Callable[[str], None]] = None):
+        """`trace`: -v's lines (which host served what, how fast), None without -v."""
         self.credentials = credentials
+        self.trace = trace
         self.options = options
         self.log = log
         self.mirrors = mirrors  # by-digest fetches (moved manifests, configs) may come from mirrors
@@ -113,7 +116,7 @@ class Resolver:
 
         if ref.registry not in self.clients:
             self.clients[ref.registry] = RegistryClient(ref, self.credentials.get(ref.registry), self.options,
-                                                        log=self.log, mirrors=self.mirrors)
+                                                        log=self.log, mirrors=self.mirrors, trace=self.trace)
         return self.clients[ref.registry]
 
     def resolve_all(self, targets: Sequence[Target], jobs: int) -> dict[str, Optional[Entry]]:

@@ -192,6 +192,23 @@ def _parse_reference(text: str) -> Reference:
     return Reference(registry=host, repository=path, tag=tag, digest=digest, scheme=scheme)
 
 
+def _refuse_full_reference(image: str, registry: str, tag: str | None) -> None:
+    """hocker's form wants a repository path; a full reference there (`HOST:PORT/repo:tag`) gets both forms shown,
+    not the path grammar's complaint about ':'. A first component that is a valid path (`my.org/app`) is kept."""
+    first, sep, _rest = image.strip().partition("/")
+    if not sep or not ("." in first or ":" in first or first == "localhost") or _PATH.fullmatch(first):
+        return
+    try:
+        ref = _parse_reference(image)
+    except UsageError:
+        return
+    path = ref.repository + (f":{ref.tag}" if ref.tag else "") + (f"@{ref.digest}" if ref.digest else "")
+    tag_arg = f" {tag}" if tag else ""
+    raise UsageError(
+        f"{image!r} is a full image reference, but with --registry the image is a repository path: give either "
+        f"--registry {registry} {path}{tag_arg}, or {image}{tag_arg} without --registry")
+
+
 def resolve_reference(image: str, tag: str | None = None, registry: str | None = None) -> Reference:
     """The CLI's two forms: hocker's `--registry URI REPOSITORY [TAG]`, or a docker reference `IMAGE [TAG]`.
 
@@ -200,12 +217,14 @@ def resolve_reference(image: str, tag: str | None = None, registry: str | None =
     """
     if registry is not None:
         scheme, host, prefix = parse_registry_base(registry)
+        _refuse_full_reference(image, registry, tag)
         path, own_tag, digest = _split_name(image.strip())
         _check_path(path, image)
         if host == DOCKER_HUB_API and "/" not in path:
             path = "library/" + path
+        # a scheme-less --registry is found like a docker reference's host: https, then http on loopback
         ref = Reference(registry=host, repository=path, tag=own_tag, digest=digest, scheme=scheme,
-                        scheme_given=True, prefix=prefix)
+                        scheme_given="://" in registry, prefix=prefix)
     else:
         ref = _parse_reference(image)
     if tag is not None:

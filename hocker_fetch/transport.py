@@ -14,6 +14,8 @@ import http.client
 import ipaddress
 import os
 import random
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -183,12 +185,19 @@ class Transport:
                 # a server that speaks plain HTTP fails the handshake; a bad certificate is no reason to drop TLS
                 if first and "CERTIFICATE_VERIFY_FAILED" not in str(exc):
                     raise _TryPlainHttp() from None
-                raise RegistryError(f"TLS error talking to {urlsplit(url).netloc}: {reason(exc)} "
+                host = urlsplit(url).netloc
+                if "WRONG_VERSION_NUMBER" in str(exc):  # it answered the handshake in plain HTTP
+                    raise RegistryError(f"{host} speaks plain HTTP, not TLS: http:// is missing (--registry "
+                                        f"http://{host})") from None
+                raise RegistryError(f"TLS error talking to {host}: {reason(exc)} "
                                     "(trust its CA with --ca-file, or use --insecure)") from None
             except TRANSIENT as exc:
+                final = unreachable(exc, url)  # no such host, or nothing listening here: retrying cannot help
+                if final:
+                    raise RegistryError(final) from None
                 if first:
                     raise _TryPlainHttp() from None
-                self.retry_or_fail(budget, what, reason(exc), cancel=cancel)
+                self.retry_or_fail(budget, what, reason(exc, url), cancel=cancel)
                 continue
             finally:
                 first = False
@@ -281,18 +290,65 @@ def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
-def reason(exc: BaseException) -> str:
-    """A short, secret-free reason for a network failure."""
+def _causes(exc: BaseException) -> "list[BaseException]":
+    """exc and what it wraps (requests -> urllib3 -> socket), outermost first."""
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *getattr(e, "args", ())]
+    return seen
+
+
+def unreachable(exc: BaseException, url: str) -> str:
+    """The one-line error for a connection failure no retry can fix, or "" for one worth retrying.
+
+    A host name that does not exist (EAI_NONAME; EAI_AGAIN is temporary) or a refused connection to this
+    machine (nothing listens on that port) is a mistake in the command line, not a flaky network.
+    """
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    for e in _causes(exc):
+        if isinstance(e, socket.gaierror) and e.errno == socket.EAI_NONAME:
+            if host in ("registry-1.docker.io", "auth.docker.io"):
+                return (f"cannot resolve {host}: the image names no registry host, so it went to Docker Hub; "
+                        "forgot the host (HOST:PORT/REPOSITORY, or --registry URI REPOSITORY TAG)?")
+            return f"cannot resolve {host}: no such host (a typo in the registry's name?)"
+        if isinstance(e, ConnectionRefusedError) and is_loopback(host):
+            return (f"nothing listens on {parts.netloc} (connection refused): is the registry running, "
+                    "and is the port right?")
+    return ""
+
+
+def reason(exc: BaseException, url: str = "") -> str:
+    """A short, secret-free reason for a network failure, without the HTTP library's text."""
     if isinstance(exc, requests.exceptions.ProxyError):
         # urllib3 would say ('Unable to connect to proxy', NewConnectionError(<object at 0x...>, ...))
         return "the proxy from the environment (https_proxy/http_proxy/all_proxy) refused or failed the connection"
+    host = urlsplit(url).netloc if url else "the server"
+    causes = _causes(exc)
+    if any(isinstance(e, requests.exceptions.ConnectTimeout) for e in causes):
+        return f"timed out connecting to {host}"
+    if any(isinstance(e, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError))
+           for e in causes):
+        return f"read from {host} timed out (nothing received for --timeout seconds)"
+    for e in causes:
+        if isinstance(e, socket.gaierror):
+            return f"cannot resolve {urlsplit(url).hostname or host} ({e.strerror or 'name resolution failed'})"
+        if isinstance(e, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
+            return f"{e.strerror or e.__class__.__name__} ({host})"
     text = str(exc.__class__.__name__)
     inner = getattr(exc, "args", None)
     if inner and isinstance(inner[0], BaseException):
         text = inner[0].__class__.__name__
         cause = getattr(inner[0], "reason", None)
         if cause is not None:
-            text = f"{cause}"
+            text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>:? ?", "", f"{cause}")  # no urllib3 object reprs
     return text[:200]
 
 

@@ -171,7 +171,18 @@ let
         fi
         who="build user ''${name:-?} (uid ''${uid:-?}$host)"
         env="or give DOCKER_USER/DOCKER_PASS (or DOCKER_TOKEN) in the nix-daemon's environment"
-        if [ -e "$credentialsFile" ]; then
+        # single-user Nix (the builder is you: it owns the store directory, in the sandbox too) gets advice of its own
+        if [ -O "''${NIX_STORE:-/nix/store}" ]; then
+          who="user ''${name:-?} (uid ''${uid:-?}$host, single-user Nix)"
+          env="or give DOCKER_USER/DOCKER_PASS (or DOCKER_TOKEN) in nix-build's environment"
+          if [ -e "$credentialsFile" ]; then
+            echo "hocker-fetch: the credentials file $credentialsFile is not readable by $who: chmod u+r FILE, $env" >&2
+          elif [ -n "$host" ]; then
+            echo "hocker-fetch: the credentials file $credentialsFile does not exist in the sandbox ($who): list it in extra-sandbox-paths of nix.conf, $env" >&2
+          else
+            echo "hocker-fetch: the credentials file $credentialsFile does not exist: check the path given as -I DOCKER_CREDENTIALS=PATH or credentialsFile, $env" >&2
+          fi
+        elif [ -e "$credentialsFile" ]; then
           echo "hocker-fetch: the credentials file $credentialsFile is not readable by the $who: make it group nixbld, mode 0640 (chgrp nixbld FILE; chmod 0640 FILE), $env" >&2
         else
           echo "hocker-fetch: the credentials file $credentialsFile does not exist in the build ($who): list it in extra-sandbox-paths of the nix-daemon's nix.conf, group nixbld, mode 0640, $env" >&2

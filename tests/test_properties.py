@@ -162,7 +162,7 @@ def _hocker_form_body(item: tuple[str, "str | None", str]) -> None:
     except HockerError as exc:
         assert_own_error(exc)
     else:
-        assert ref.scheme in ("http", "https") and ref.scheme_given
+        assert ref.scheme in ("http", "https") and ref.scheme_given == ("://" in uri)
         assert ref.repository and (ref.tag or ref.digest)
         assert "//" not in ref.base_url[len(ref.scheme) + 3:]
 
