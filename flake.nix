@@ -32,14 +32,14 @@
         let hocker-fetch = (pkgsFor system).hocker-fetch;
         in { default = hocker-fetch; inherit hocker-fetch; hocker = hocker-fetch; });
 
+      # `nix run .#TOOL` for every console script of setup.cfg; plain `nix run` is docker2nix.
       apps = forAllSystems (system:
-        let hocker = self.packages.${system}.default;
-        in {
-          default = { type = "app"; program = "${hocker}/bin/docker2nix"; };
-          docker2nix = { type = "app"; program = "${hocker}/bin/docker2nix"; };
-          hocker-image = { type = "app"; program = "${hocker}/bin/hocker-image"; };
-          hocker-lock = { type = "app"; program = "${hocker}/bin/hocker-lock"; };
-        });
+        let
+          hocker = self.packages.${system}.default;
+          app = name: { type = "app"; program = "${hocker}/bin/${name}"; };
+          tools = [ "docker2nix" "hocker-manifest" "hocker-config" "hocker-layer" "hocker-image" "hocker-lock"
+                    "hocker-tags" ];
+        in { default = app "docker2nix"; } // builtins.listToAttrs (map (name: { inherit name; value = app name; }) tools));
 
       nixosModules.default = { ... }: {
         imports = [ ./nix/module.nix ];

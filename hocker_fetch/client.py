@@ -221,7 +221,7 @@ class RegistryClient:
     def _get_manifest_at(self, ep: Endpoint, repository: str, reference: str, what: str) -> tuple[bytes, str, str]:
         raw, content_type, digest = self._get_manifest_from(ep, repository, reference, what)
         if ep.mirror and not reference.startswith("sha256:"):
-            # a tag's answer has no digest to check: at least refuse a mirror's garbage (see README)
+            # a tag's answer has no digest to check: at least refuse a mirror's garbage (see docs/mirrors.md)
             parse_manifest(raw, digest, content_type)
         return raw, content_type, digest
 

@@ -106,7 +106,7 @@ def add_connection_options(g: "argparse._ActionsContainer") -> None:
                    help="retries on connection errors, 5xx and 429, with exponential backoff (default 5)")
     g.add_argument("--mirror", action="append", default=[], metavar="HOST[:PORT][/PATH]",
                    help="fetch by-digest content (blobs, pinned manifests) from this mirror first, the registry "
-                        "last; repeatable, tried in order before registries.conf's mirrors (see README)")
+                        "last; repeatable, tried in order before registries.conf's mirrors (see docs/mirrors.md)")
     g.add_argument("--no-mirrors", action="store_true",
                    help="fetch from the registry only: do not read registries.conf (cannot be combined with --mirror)")
 

@@ -455,6 +455,11 @@ def test_flake_outputs_evaluate_with_a_stub_nixpkgs(nix: Nix, plain_registry, tm
     assert package == str(fake["hocker"])
     assert nix.run("nix", "eval", "--raw", f"{flake}#apps.aarch64-linux.default.program", *common).stdout \
         == f"{fake['hocker']}/bin/docker2nix"
+    apps = nix.run("nix", "eval", "--json", f"{flake}#apps.x86_64-linux", *common, "--apply",
+                   "a: builtins.mapAttrs (_: app: app.program) a").stdout
+    scripts = re.findall(r"^    (\S+) = hocker_fetch", (REPO / "setup.cfg").read_text(), flags=re.M)
+    assert json.loads(apps) == {"default": f"{fake['hocker']}/bin/docker2nix",
+                                **{name: f"{fake['hocker']}/bin/{name}" for name in scripts}}
     kinds = nix.run("nix", "eval", "--json", f"{flake}#overlays.default", *common, "--apply",
                     "o: builtins.isFunction o").stdout
     assert kinds.strip() == "true"
