@@ -35,7 +35,7 @@ Mirrors: registries.conf ($CONTAINERS_REGISTRIES_CONF, else ~/.config/containers
 registries.conf.d) and --mirror; every byte is verified, and a failing mirror is skipped for the registry.
 
 Exit codes: 0 ok, 2 usage, 3 authentication, 4 not found, 5 verification failed, 6 registry/network
-failure (a rate limit too), 7 unusable manifest."""
+failure (a rate limit too), 7 unusable manifest, 8 refused by the signature policy."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +44,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(UsageError.exit_code, f"{self.prog}: {message}\n")
 
 
-def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False) -> argparse.ArgumentParser:
-    p = new_parser(prog, description)
+def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False,
+                signatures: bool = False) -> argparse.ArgumentParser:
+    from .signatures import POLICY_HELP, add_policy_options
+
+    p = new_parser(prog, description, EPILOG + "\n\n" + POLICY_HELP if signatures else EPILOG)
     p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
     p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
     g = p.add_argument_group("registry")
@@ -58,6 +61,8 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
                        help="platform to pick from a multi-arch index (default: this host's linux platform)")
     add_connection_options(g)
     add_auth_options(p)
+    if signatures:
+        add_policy_options(p)
     add_quiet_option(p)
     return p
 
