@@ -3,7 +3,7 @@
 let
   inherit (python3Packages) python;
   # registries.conf (mirrors) is TOML: the standard library reads it from Python 3.11 on, tomli before
-  deps = with python3Packages; [ requests jinja2 ] ++ lib.optional (pythonOlder "3.11") tomli;
+  deps = with python3Packages; [ requests jinja2 cryptography ] ++ lib.optional (pythonOlder "3.11") tomli;
   root = ../.;
   # setup.cfg is the one place the version is written (hocker_fetch reads its installed metadata).
   version =

@@ -364,6 +364,7 @@ let
       python = {{ interpreter = "/stub/bin/python3"; sitePackages = "lib/python3/site-packages"; }};
       makePythonPath = ps: "/stub/pythonpath";
       setuptools = "/stub/setuptools"; requests = "/stub/requests"; jinja2 = "/stub/jinja2"; tomli = "/stub/tomli";
+      cryptography = "/stub/cryptography";
       pythonOlder = version: builtins.compareVersions "3.11" version < 0;  # the stub's python is 3.11
       buildPythonApplication = attrs: (attrs.passthru or {{ }}) // {{
         type = "derivation"; outPath = "${{fake.hocker}}"; name = "${{attrs.pname}}-${{attrs.version}}"; system = sys;
@@ -605,7 +606,8 @@ let p = {pkg}; a = p.stubArgs; in {{
   license = p.meta.license.spdxId; python = p.hockerFetchPython;
 }}""").stdout)
     assert attrs == {"version": "9.8.7", "name": "hocker-fetch-9.8.7", "pyproject": True,
-                     "build-system": ["/stub/setuptools"], "dependencies": ["/stub/requests", "/stub/jinja2"],
+                     "build-system": ["/stub/setuptools"], "dependencies": ["/stub/requests", "/stub/jinja2",
+                                                                       "/stub/cryptography"],
                      "format": None, "propagated": None, "license": "Apache-2.0",
                      "python": "libexec/hocker-fetch/python"}
     # an older python gets tomli for registries.conf (tomllib is 3.11's)
@@ -613,7 +615,7 @@ let p = {pkg}; a = p.stubArgs; in {{
 let stub = import {stub} {{ }}; in (stub.callPackage {copy}/nix/package.nix {{
   python3Packages = stub.python3Packages // {{ pythonOlder = version: true; }};
 }}).stubArgs.dependencies""").stdout
-    assert json.loads(older) == ["/stub/requests", "/stub/jinja2", "/stub/tomli"]
+    assert json.loads(older) == ["/stub/requests", "/stub/jinja2", "/stub/cryptography", "/stub/tomli"]
     src = nix.run("nix", "eval", "--impure", "--raw", "--expr", f"({pkg}).stubArgs.src.outPath").stdout
     files = sorted(str(p.relative_to(src)) for p in Path(src).rglob("*"))
     assert "hocker_fetch/cli.py" in files and "setup.cfg" in files and "LICENSE" in files
