@@ -37,7 +37,7 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
         from .signatures import gate_from_args
 
         ref = image_reference(args)
-        check = gate_from_args(args).for_image(ref)  # a broken policy fails before any network
+        check = gate_from_args(args).for_image(ref, early=not args.rate_limit)  # before any network
         with make_client(args, ref, prog) as client:
             if args.rate_limit:
                 print_rate_limit(client, ref)
@@ -91,7 +91,7 @@ def config_main(argv: Optional[Sequence[str]] = None) -> int:
         from .signatures import gate_from_args
 
         ref = image_reference(args)
-        check = gate_from_args(args).for_image(ref)
+        check = gate_from_args(args).for_image(ref, early=True)
         with make_client(args, ref, prog) as client:
             resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
             check.verify(client, ref.repository, resolved.top.digest, [resolved.manifest.digest])
@@ -128,7 +128,7 @@ def image_main(argv: Optional[Sequence[str]] = None) -> int:
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         ref = image_reference(args)
-        check = gate_from_args(args).for_image(ref)
+        check = gate_from_args(args).for_image(ref, early=True)
         with make_client(args, ref, prog, pool=args.jobs) as client:
             resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
             check.verify(client, ref.repository, resolved.top.digest, [resolved.manifest.digest])

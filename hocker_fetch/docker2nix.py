@@ -101,7 +101,7 @@ def generate(args: argparse.Namespace) -> str:
     from .signatures import gate_from_args
 
     ref = image_reference(args)
-    check = gate_from_args(args).for_image(ref)  # a broken policy fails before any network
+    check = gate_from_args(args).for_image(ref, early=True)  # a broken policy fails before any network
     wanted = _platforms(args)
     given = _read_manifest(args)
     client = None

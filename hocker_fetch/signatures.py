@@ -74,14 +74,18 @@ class Gate:
     policy: Optional[Policy]
     registries: RegistriesD = field(default_factory=RegistriesD)
 
-    def for_image(self, ref: "Reference") -> "ImageCheck":
-        """The requirements of ref's scope, with their keys read (a bad key file fails here, offline)."""
+    def for_image(self, ref: "Reference", early: bool = False) -> "ImageCheck":
+        """The requirements of ref's scope, with their keys read (a bad key file fails here, offline); `early`:
+        refuse now, before any network, when the scope rejects whatever the tag names."""
         name = docker_name(ref)
         if self.policy is None:
             return ImageCheck(name, "", "", ())
         scope, reqs = self.policy.requirements_for(name)
         prepared = tuple((r, _trust(r, self.policy.path) if isinstance(r, SigstoreSigned) else None) for r in reqs)
-        return ImageCheck(name, self.policy.path, scope, prepared, self.registries.use_attachments(name))
+        check = ImageCheck(name, self.policy.path, scope, prepared, self.registries.use_attachments(name))
+        if early:
+            check.refuse_early()
+        return check
 
 
 def gate_from_args(args: "argparse.Namespace", env: Mapping[str, str] = os.environ) -> Gate:
@@ -153,6 +157,12 @@ class ImageCheck:
         """Whether verify() looks anything up (sigstoreSigned); accept and reject need no registry."""
         return any(isinstance(r, SigstoreSigned) for r, _ in self.requirements)
 
+    def refuse_early(self) -> None:
+        """A reject or unimplemented requirement refuses whatever the tag names: say so before any network."""
+        for req, _ in self.requirements:
+            if isinstance(req, (Reject, Unimplemented)):
+                self.verify(None, "", "")
+
     def verify(self, client: "Optional[RegistryClient]", repository: str, top: str,
                instances: Sequence[str] = ()) -> Optional[str]:
         """What verified `top` (for the lock: "insecureAcceptAnything", "sigstoreSigned key SHA256:..."), or
@@ -173,7 +183,8 @@ class ImageCheck:
         return "; ".join(dict.fromkeys(verdicts))
 
     def _refuse(self, digest: str, req: Requirement, why: str) -> NoReturn:
-        raise PolicyRefused(one_line(f"{self.name.name}@{digest} refused by {self.policy_path} ({self.scope}): "
+        image = f"{self.name.name}@{digest}" if digest else str(self.name)
+        raise PolicyRefused(one_line(f"{image} refused by {self.policy_path} ({self.scope}): "
                                      f"{req}: {why}"))
 
     def _sigstore(self, client: "RegistryClient", repository: str, top: str, instances: Sequence[str],
