@@ -15,10 +15,11 @@ from typing import Mapping, Optional, Sequence, Union
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.x509.verification import VerificationError
 
 from .sigstore_format import SignatureRejected, b64decode, exact_fields, field, loads, pem_blocks
-from .sigstore_fulcio import load_certificates, verify_fulcio_certificate
+from .sigstore_fulcio import load_certificates, require_path_building, verify_fulcio_certificate
 from .sigstore_rekor import verify_rekor_set
 
 __all__ = ["SignatureRejected", "CosignSignature", "FulcioTrust", "SigstoreRequirement", "VerifiedPayload",
@@ -34,7 +35,7 @@ PAYLOAD_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_TYPE = "cosign container image signature"
 
 PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey]
-_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+_CURVES = (ec.SECP224R1, ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)  # what Go's ParsePKIXPublicKey reads
 _DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}")
 
 
@@ -126,15 +127,29 @@ def validate_requirement_keys(req: SigstoreRequirement) -> None:
             raise SignatureRejected("fulcio requires a Rekor public key")
         if not req.fulcio.oidc_issuer or not req.fulcio.subject_email:
             raise SignatureRejected("fulcio requires oidcIssuer and subjectEmail")
+        require_path_building()
         if not load_certificates(req.fulcio.ca_pem, "Fulcio CA"):
             raise SignatureRejected("Fulcio CA: no certificate")
 
 
+def _ecdsa_der(signature: bytes) -> bytes:
+    """sigstore's ECDSAVerifier also takes IEEE P1363 (r || s) when the bytes are not an ASN.1 signature."""
+    try:
+        decode_dss_signature(signature)
+        return signature
+    except ValueError:
+        pass
+    if not signature or len(signature) > 132 or len(signature) % 2:
+        raise InvalidSignature()
+    half = len(signature) // 2
+    return encode_dss_signature(int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
+
+
 def _verify_blob(key: PublicKey, signature: bytes, payload: bytes) -> bool:
-    """sigstore's LoadVerifier(key, SHA256): ECDSA ASN.1 over SHA-256, RSA PKCS #1 v1.5, pure Ed25519."""
+    """sigstore's LoadVerifier(key, SHA256): ECDSA (ASN.1 or P1363) over SHA-256, RSA PKCS #1 v1.5, pure Ed25519."""
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+            key.verify(_ecdsa_der(signature), payload, ec.ECDSA(hashes.SHA256()))
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
         else:

@@ -49,6 +49,12 @@ def _is_ca(policy: Policy, cert: x509.Certificate, bc: x509.BasicConstraints) ->
         raise ValueError("issuer is not a CA")
 
 
+def require_path_building() -> None:
+    """Keyless needs cryptography's custom extension policies (45.0): say so instead of failing obscurely."""
+    if not hasattr(PolicyBuilder, "extension_policies"):
+        raise SignatureRejected("keyless (fulcio) verification needs the Python package cryptography >= 45")
+
+
 def _verifier(roots: Sequence[x509.Certificate], when: datetime) -> ClientVerifier:
     ca = (ExtensionPolicy.permit_all()
           .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, _is_ca)
@@ -117,6 +123,7 @@ def verify_fulcio_certificate(roots: Sequence[x509.Certificate], oidc_issuer: st
     if len(leaves) != 1:
         raise SignatureRejected(f"expected one certificate in the signature's certificate data, got {len(leaves)}")
     leaf = leaves[0]
+    require_path_building()
     try:
         _verifier(roots, when).verify(leaf, intermediates)
     except VerificationError as e:

@@ -224,3 +224,18 @@ def test_fingerprint_is_stable_and_names_the_key() -> None:
     assert key_fingerprint(pem) == key_fingerprint(pem.replace(b"\n", b"\r\n"))
     assert key_fingerprint(pem) != key_fingerprint((FIXTURES / "cosign2.pub").read_bytes())
     assert replace(keys(pem), public_keys=()).public_keys == ()
+
+
+@pytest.mark.parametrize("kind,size", [("p256", 32), ("p384", 48)])
+def test_ecdsa_p1363_signature_accepted_like_sigstore(kind: str, size: int) -> None:
+    """sigstore's ECDSAVerifier takes r || s when the bytes are not ASN.1 (containers/image inherits it)."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    key = new_key(kind)
+    layer = keyed_layer(key, DIGEST, REF)
+    r, s = decode_dss_signature(base64.b64decode(layer.annotations[SIGNATURE]))
+    raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    p1363 = Layer(layer.payload, {SIGNATURE: base64.b64encode(raw).decode()})
+    assert verify_cosign(sig(p1363), keys(public_pem(key))).manifest_digest == DIGEST
+    flipped = raw[:-1] + bytes([raw[-1] ^ 1])
+    rejected(Layer(layer.payload, {SIGNATURE: base64.b64encode(flipped).decode()}), keys(public_pem(key)))
+    rejected(Layer(layer.payload, {SIGNATURE: base64.b64encode(raw + b"\0").decode()}), keys(public_pem(key)))

@@ -243,22 +243,47 @@ def sig_manifest(layers: list[Layer]) -> tuple[bytes, dict[str, bytes]]:
     return json.dumps(manifest).encode(), blobs
 
 
-def push_signatures(registry: Any, repo: str, digest: str, layers: list[Layer]) -> str:
-    """Push the `.sig` manifest for `digest` with the registry API (blobs, then the manifest); returns its digest."""
-    manifest, blobs = sig_manifest(layers)
-    for blob_digest, data in blobs.items():
-        r = registry.http("POST", f"/v2/{repo}/blobs/uploads/", repo=repo, actions="pull,push")
-        r.raise_for_status()
-        location = r.headers["Location"]
-        if location.startswith("/"):
-            location = registry.url + location
-        sep = "&" if "?" in location else "?"
-        headers = {"Content-Type": "application/octet-stream"}
-        headers.update(registry.session_auth(f"repository:{repo}:pull,push"))
-        r = requests.put(f"{location}{sep}digest={blob_digest}", data=data, headers=headers,
-                         verify=registry.verify, timeout=30)
-        r.raise_for_status()
-    r = registry.http("PUT", f"/v2/{repo}/manifests/{sig_tag(digest)}", repo=repo, actions="pull,push",
-                      data=manifest, headers={"Content-Type": OCI_MANIFEST})
+def push_blob(registry: Any, repo: str, data: bytes) -> str:
+    """Monolithic blob upload (POST, then PUT with the digest); returns the digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = registry.http("POST", f"/v2/{repo}/blobs/uploads/", repo=repo, actions="pull,push")
+    r.raise_for_status()
+    location = r.headers["Location"]
+    if location.startswith("/"):
+        location = registry.url + location
+    sep = "&" if "?" in location else "?"
+    headers = {"Content-Type": "application/octet-stream"}
+    headers.update(registry.session_auth(f"repository:{repo}:pull,push"))
+    r = requests.put(f"{location}{sep}digest={digest}", data=data, headers=headers, verify=registry.verify,
+                     timeout=30)
+    r.raise_for_status()
+    return digest
+
+
+def push_manifest(registry: Any, repo: str, reference: str, manifest: bytes, media_type: str) -> str:
+    r = registry.http("PUT", f"/v2/{repo}/manifests/{reference}", repo=repo, actions="pull,push",
+                      data=manifest, headers={"Content-Type": media_type})
     r.raise_for_status()
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def push_small_image(registry: Any, repo: str, tag: str, seed: str = "x") -> str:
+    """A tiny OCI image (one layer, one config) pushed under tag; returns its manifest digest."""
+    layer = f"hocker-test layer {seed}".encode()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}},
+                        sort_keys=True).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "size": len(config),
+                                      "digest": push_blob(registry, repo, config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": len(layer),
+                                       "digest": push_blob(registry, repo, layer)}]}).encode()
+    return push_manifest(registry, repo, tag, manifest, OCI_MANIFEST)
+
+
+def push_signatures(registry: Any, repo: str, digest: str, layers: list[Layer]) -> str:
+    """Push the `.sig` manifest for `digest` under cosign's tag (blobs, then the manifest); returns its digest."""
+    manifest, blobs = sig_manifest(layers)
+    for data in blobs.values():
+        push_blob(registry, repo, data)
+    return push_manifest(registry, repo, sig_tag(digest), manifest, OCI_MANIFEST)
