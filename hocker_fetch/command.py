@@ -46,9 +46,12 @@ class _Parser(argparse.ArgumentParser):
 
 def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False,
                 signatures: bool = False) -> argparse.ArgumentParser:
-    from .signatures import POLICY_HELP, add_policy_options
+    epilog = EPILOG
+    if signatures:  # (not imported by hocker-layer, which the Nix builders start once per blob)
+        from .signatures import POLICY_HELP
 
-    p = new_parser(prog, description, EPILOG + "\n\n" + POLICY_HELP if signatures else EPILOG)
+        epilog += "\n\n" + POLICY_HELP
+    p = new_parser(prog, description, epilog)
     p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
     p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
     g = p.add_argument_group("registry")
@@ -62,6 +65,8 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
     add_connection_options(g)
     add_auth_options(p)
     if signatures:
+        from .signatures import add_policy_options
+
         add_policy_options(p)
     add_quiet_option(p)
     return p

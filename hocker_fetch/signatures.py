@@ -165,14 +165,15 @@ class ImageCheck:
 
     def verify(self, client: "Optional[RegistryClient]", repository: str, top: str,
                instances: Sequence[str] = ()) -> Optional[str]:
-        """What verified `top` (for the lock: "insecureAcceptAnything", "sigstoreSigned key SHA256:..."), or
-        None without a policy; PolicyRefused otherwise. `instances`: the platform manifests being pinned."""
+        """What verified `top`'s signature, for the lock ("sigstoreSigned key SHA256:..."), or None when no
+        signature was required (no policy, insecureAcceptAnything: a default machine's locks stay as they were);
+        PolicyRefused otherwise. `instances`: the platform manifests being pinned."""
         if not self.enforced:
             return None
         verdicts: list[str] = []
         for req, trust in self.requirements:
             if isinstance(req, Accept):
-                verdicts.append(str(req))
+                continue
             elif isinstance(req, Reject):
                 self._refuse(top, req, "the policy rejects every image of this scope")
             elif isinstance(req, Unimplemented):
@@ -180,7 +181,7 @@ class ImageCheck:
             else:
                 assert trust is not None and client is not None
                 verdicts.append(self._sigstore(client, repository, top, instances, req, trust))
-        return "; ".join(dict.fromkeys(verdicts))
+        return "; ".join(dict.fromkeys(verdicts)) or None
 
     def _refuse(self, digest: str, req: Requirement, why: str) -> NoReturn:
         image = f"{self.name.name}@{digest}" if digest else str(self.name)
