@@ -110,9 +110,13 @@ def _namespace(value: Any, path: str, where: str) -> dict[str, Optional[bool]]:
     use = value.get("use-sigstore-attachments")
     if use is None:
         return {"use": None}
-    if not isinstance(use, str) or use.lower() not in _BOOLS:
+    if not isinstance(use, str) or isinstance(use, _Quoted) or use.lower() not in _BOOLS:
         raise RegistriesDError(f"{path}: {where}: use-sigstore-attachments must be true or false, not {use!r}")
     return {"use": _BOOLS[use.lower()]}
+
+
+class _Quoted(str):
+    """A quoted scalar: always a string ('true' is not a boolean, as in YAML)."""
 
 
 _BOOLS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
@@ -182,12 +186,12 @@ def _mapping(lines: list[tuple[int, int, str]], i: int, indent: int, path: str) 
 def _scalar(raw: str, path: str, number: int) -> str:
     if raw[0] == '"' and raw[-1] == '"' and len(raw) >= 2:
         body = raw[1:-1]
-        if re.search(r'\\[^"\\/nt]', body):
+        if not re.fullmatch(r'(?:[^"\\]|\\["\\/nt])*', body):
             raise RegistriesDError(f"{path}:{number}: an escape sequence this reader does not support")
-        return (body.replace("\\\\", "\0").replace('\\"', '"').replace("\\/", "/").replace("\\n", "\n")
-                .replace("\\t", "\t").replace("\0", "\\"))
+        return _Quoted((body.replace("\\\\", "\0").replace('\\"', '"').replace("\\/", "/").replace("\\n", "\n")
+                .replace("\\t", "\t").replace("\0", "\\")))
     if raw[0] == "'" and raw[-1] == "'" and len(raw) >= 2:
-        return raw[1:-1].replace("''", "'")
+        return _Quoted(raw[1:-1].replace("''", "'"))
     if raw[0] in "\"'[]{}&*!|>%@`" or raw.startswith("- ") or raw == "-":
         raise RegistriesDError(f"{path}:{number}: YAML this reader does not support ({raw[:20]!r}): use plain "
                                "`key: value` mappings")

@@ -55,8 +55,8 @@ where registries.d (--registries.d DIR, else ~/.config/containers/registries.d, 
 /etc/containers/registries.d) enables use-sigstore-attachments. A refused image exits 8 and writes nothing."""
 
 
-def add_policy_options(p: "argparse._ActionsContainer") -> None:
-    g = p.add_argument_group("signatures") if hasattr(p, "add_argument_group") else p
+def add_policy_options(p: "argparse.ArgumentParser") -> None:
+    g = p.add_argument_group("signatures")
     g.add_argument("--policy", metavar="FILE",
                    help="the signature policy (default ~/.config/containers/policy.json, else "
                         "/etc/containers/policy.json; none anywhere: accept every image)")

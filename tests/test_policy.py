@@ -166,6 +166,7 @@ def test_registries_d_subset(tmp_path):
         "default-docker": {"use-sigstore-attachments": "false"},
         "docker": {"127.0.0.1:5000/library/hello": {"use-sigstore-attachments": "true"},
                    "quay.io": {"lookaside": "https://example.com/sigs#frag"}, "empty": {}}}
+    assert parse_yaml('a: "x\\\\y"\nb: "q\\"r"\nc: \'it\'\'s\'', "f") == {"a": "x\\y", "b": 'q"r', "c": "it's"}
     (tmp_path / "a.yaml").write_text(YAML)
     (tmp_path / "ignored.yml").write_text("docker: [")
     conf = load_dir(str(tmp_path))
@@ -178,7 +179,8 @@ def test_registries_d_subset(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["a: [1]", "a:\n  - x", "a: b\n  c: d", "a: |\n  x", "a: &x b", "a: 1\na: 2",
-                                  "\ta: 1", "docker:\n  h:\n    use-sigstore-attachments: maybe"])
+                                  "\ta: 1", "docker:\n  h:\n    use-sigstore-attachments: maybe",
+                                  "default-docker:\n  use-sigstore-attachments: 'true'", 'a: "bad\\x"'])
 def test_registries_d_refuses_what_it_does_not_read(tmp_path, text):
     (tmp_path / "x.yaml").write_text(text)
     with pytest.raises(RegistriesDError) as exc:
