@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
     prog = "hocker-manifest"
     p = make_parser(prog, "Print an image manifest exactly as the registry serves it.",
-                tag_help="tag (default latest)")
+                tag_help="tag (default latest)", signatures=True)
     add_out_option(p, required=False)
     p.add_argument("--index", action="store_true",
                    help="for a multi-arch tag, print the index/manifest list itself instead of one platform's manifest")
@@ -34,27 +34,33 @@ def manifest_main(argv: Optional[Sequence[str]] = None) -> int:
 
     def body() -> None:
         from .manifest import DOCKER_SCHEMA1, parse_manifest, schema1_error
+        from .signatures import gate_from_args
 
         ref = image_reference(args)
+        check = gate_from_args(args).for_image(ref, early=not args.rate_limit)  # before any network
         with make_client(args, ref, prog) as client:
             if args.rate_limit:
                 print_rate_limit(client, ref)
                 return
             if args.digest and (args.index or not args.platform):
                 if ref.digest:
+                    check.verify(client, ref.repository, ref.digest)
                     print(ref.digest)
                     return
                 digest, content_type = client.manifest_digest(ref.repository, ref.reference)
                 if content_type in DOCKER_SCHEMA1:
                     raise schema1_error(digest)  # refused here as in every other mode
+                check.verify(client, ref.repository, digest)
                 print(digest)
                 return
             if args.index:
                 raw, content_type, digest = client.get_manifest(ref.repository, ref.reference)
                 parse_manifest(raw, digest, content_type)  # refuse schema1 / garbage even here
+                check.verify(client, ref.repository, digest)
             else:
                 resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
                 raw, digest = resolved.manifest.raw, resolved.manifest.digest
+                check.verify(client, ref.repository, resolved.top.digest, [digest])
             if args.digest:
                 print(digest)
             else:
@@ -77,14 +83,18 @@ def print_rate_limit(client: "RegistryClient", ref: "Reference") -> None:
 def config_main(argv: Optional[Sequence[str]] = None) -> int:
     prog = "hocker-config"
     p = make_parser(prog, "Print an image's config JSON exactly as stored (its sha256 is the image ID).",
-                tag_help="tag (default latest)")
+                tag_help="tag (default latest)", signatures=True)
     add_out_option(p, required=False)
     args = p.parse_args(argv)
 
     def body() -> None:
+        from .signatures import gate_from_args
+
         ref = image_reference(args)
+        check = gate_from_args(args).for_image(ref, early=True)
         with make_client(args, ref, prog) as client:
             resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
+            check.verify(client, ref.repository, resolved.top.digest, [resolved.manifest.digest])
             emit_bytes(client.get_blob_bytes(ref.repository, resolved.manifest.config), args.out)
 
     return run_command(prog, body)
@@ -100,7 +110,7 @@ def layer_main(argv: Optional[Sequence[str]] = None) -> int:
 def image_main(argv: Optional[Sequence[str]] = None) -> int:
     prog = "hocker-image"
     p = make_parser(prog, "Write an image as a `docker load` archive (or an OCI layout), layers fetched in parallel.",
-                tag_help="tag (default latest)")
+                tag_help="tag (default latest)", signatures=True)
     add_out_option(p, required=True)
     p.add_argument("--format", choices=("docker-archive", "oci", "oci-archive"), default="docker-archive",
                    help="docker-archive (docker/podman load; default), oci (an OCI image layout directory) "
@@ -113,12 +123,15 @@ def image_main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> None:
         from .image import write_image
         from .progress import Progress
+        from .signatures import gate_from_args
 
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         ref = image_reference(args)
+        check = gate_from_args(args).for_image(ref, early=True)
         with make_client(args, ref, prog, pool=args.jobs) as client:
             resolved = client.resolve(ref, chosen_platform(args), explicit=args.platform is not None)
+            check.verify(client, ref.repository, resolved.top.digest, [resolved.manifest.digest])
             layers = resolved.manifest.layers
             progress = Progress(prog, sum(d.size for d in layers), len(layers),
                                 enabled=not args.quiet and sys.stderr.isatty())

@@ -35,7 +35,7 @@ Mirrors: registries.conf ($CONTAINERS_REGISTRIES_CONF, else ~/.config/containers
 registries.conf.d) and --mirror; every byte is verified, and a failing mirror is skipped for the registry.
 
 Exit codes: 0 ok, 2 usage, 3 authentication, 4 not found, 5 verification failed, 6 registry/network
-failure (a rate limit too), 7 unusable manifest."""
+failure (a rate limit too), 7 unusable manifest, 8 refused by the signature policy."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,8 +60,14 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False) -> argparse.ArgumentParser:
-    p = new_parser(prog, description)
+def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: bool = False,
+                signatures: bool = False) -> argparse.ArgumentParser:
+    epilog = EPILOG
+    if signatures:  # (not imported by hocker-layer, which the Nix builders start once per blob)
+        from .signatures import POLICY_HELP
+
+        epilog += "\n\n" + POLICY_HELP
+    p = new_parser(prog, description, epilog)
     p.add_argument("image", metavar="IMAGE", help="repository path (with --registry) or a docker image reference")
     p.add_argument("tag", metavar="TAG", nargs="?", help=tag_help)
     g = p.add_argument_group("registry")
@@ -75,6 +81,10 @@ def make_parser(prog: str, description: str, *, tag_help: str, multi_platform: b
                        help="platform to pick from a multi-arch index (default: this host's linux platform)")
     add_connection_options(g)
     add_auth_options(p)
+    if signatures:
+        from .signatures import add_policy_options
+
+        add_policy_options(p)
     add_quiet_option(p)
     return p
 

@@ -26,7 +26,7 @@ downloaded: every Nix hash is the registry digest re-encoded."""
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    p = make_parser(PROG, DESCRIPTION, tag_help="tag (default latest)", multi_platform=True)
+    p = make_parser(PROG, DESCRIPTION, tag_help="tag (default latest)", multi_platform=True, signatures=True)
     g = p.add_argument_group("docker2nix")
     g.add_argument("--manifest", metavar="PATH",
                    help="read the manifest from PATH ('-' for standard input) instead of fetching it")
@@ -104,8 +104,10 @@ def generate(args: argparse.Namespace) -> str:
     from .manifest import ImageIndex, check_is_image, parse_manifest
     from .nixgen import nix_system, pin_from_parts, registry_uri, render_json, render_nix
     from .platforms import resolve_platforms
+    from .signatures import gate_from_args
 
     ref = image_reference(args)
+    check = gate_from_args(args).for_image(ref, early=True)  # a broken policy fails before any network
     wanted = _platforms(args)
     given = _read_manifest(args)
     client = None
@@ -140,6 +142,9 @@ def generate(args: argparse.Namespace) -> str:
         foreign = [d for m, _ in manifests for d in m.layers if d.is_foreign]
         if foreign:  # (a client only then: a manifest given on stdin needs no network otherwise)
             get_client().check_foreign_served(ref, foreign)
+        # the signatures live in the registry, even for a manifest given on stdin
+        check.verify(get_client() if check.needs_registry else client, ref.repository, top.digest,
+                     [m.digest for m, _ in manifests])
         base_url = client.base_url if client is not None else None
         pin = pin_from_parts(ref, registry_uri(ref, base_url), manifests, index, args.alt_image_name, notes)
         if args.prefetch:  # before the file is written: a failed prefetch leaves no output

@@ -61,3 +61,9 @@ class ManifestError(HockerError):
     """A manifest or index we cannot use: malformed, schema1, no matching platform."""
 
     exit_code = 7
+
+
+class PolicyRefused(HockerError):
+    """The signature policy (policy.json) refuses the image: nothing is written."""
+
+    exit_code = 8

@@ -46,6 +46,7 @@ from .command import (
 )
 from .errors import UsageError, one_line
 from .lockfile import DEFAULT_FILE, Entries, Entry, check_name, default_name
+from .signatures import POLICY_HELP, add_policy_options
 
 if TYPE_CHECKING:
     from .lockresolve import Resolver, Target
@@ -72,7 +73,7 @@ With entries on several registries, only per-registry logins (the docker/podman 
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    p = new_parser(PROG, DESCRIPTION, EPILOG.split("\n\n", 1)[1] + "\n\n" + MANY_REGISTRIES)
+    p = new_parser(PROG, DESCRIPTION, EPILOG.split("\n\n", 1)[1] + "\n\n" + MANY_REGISTRIES + "\n\n" + POLICY_HELP)
     p.add_argument("--file", default=DEFAULT_FILE, metavar="PATH", help=f"the lock file (default ./{DEFAULT_FILE})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -87,6 +88,7 @@ def _make_parser() -> argparse.ArgumentParser:
         g.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
                        help="entries resolved at once (default 8)")
         add_auth_options(sp)
+        add_policy_options(sp)
         add_quiet_option(sp)
 
     add = sub.add_parser("add", help="resolve IMAGE and add it (or replace the entry of the same name)")
@@ -170,6 +172,7 @@ def _same_source(a: Entry, b: Entry) -> bool:
 def _resolver(args: argparse.Namespace, hosts: Sequence[str]) -> "Resolver":
     from .auth import resolve_credentials
     from .lockresolve import Resolver, check_credential_scope
+    from .signatures import gate_from_args
 
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -179,7 +182,7 @@ def _resolver(args: argparse.Namespace, hosts: Sequence[str]) -> "Resolver":
     creds = {h: resolve_credentials(username=args.username, password=password, token=args.token,
                                     credentials_file=args.credentials_file, registry_host=h, env=os.environ)
              for h in dict.fromkeys(hosts)}
-    return Resolver(creds, options, say(PROG, args.quiet), mirror_config(args),
+    return Resolver(creds, options, say(PROG, args.quiet), mirror_config(args), gate_from_args(args),
                     trace=say(PROG, False) if args.verbose else None)
 
 

@@ -10,6 +10,8 @@ Format (version 1), read by hocker-lock and by the Nix side's `importDockerLock`
           "repository": "library/hello",             # the full repository path
           "tag": "latest",                           # null when the entry was added by digest only
           "platforms": ["linux/amd64"] | "all",      # what `add` asked for; update resolves the same
+          "verifiedBy": "sigstoreSigned key SHA256:..."  # optional: what the signature policy accepted the
+                                                     # current digest by (absent: no policy applied)
           "index": {"digest", "mediaType", "size"} | null,
           "systems": {
             "x86_64-linux": {                        # the Nix system (nixgen.nix_system of the platform)
@@ -136,6 +138,8 @@ def _check_entry(entry: Any) -> None:
             raise LockFileError('`platforms` must be "all" or a non-empty list of OS/ARCH[/VARIANT]')
         for p in platforms:
             Platform.parse(p)
+    if "verifiedBy" in entry and not (isinstance(entry["verifiedBy"], str) and entry["verifiedBy"]):
+        raise LockFileError("`verifiedBy` must be a non-empty string")
     if entry.get("index") is not None:
         _descriptor(entry["index"], "index")
     systems = entry.get("systems")

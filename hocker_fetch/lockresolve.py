@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .manifest import Descriptor, Parsed
     from .mirrors import MirrorConfig
     from .reference import Reference
+    from .signatures import Gate, ImageCheck
     from .transport import ClientOptions
 
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -95,10 +96,13 @@ class Resolver:
     """The clients of one run (one per registry host) and the resolution of entries with them."""
 
     def __init__(self, credentials: "dict[str, Optional[Credentials]]", options: "ClientOptions",
-                 log: Callable[[str], None], mirrors: "Optional[MirrorConfig]" = None,
+                 log: Callable[[str], None], mirrors: "Optional[MirrorConfig]" = None, gate: "Optional[Gate]" = None,
                  trace: Optional[Callable[[str], None]] = None):
-        """`trace`: -v's lines (which host served what, how fast), None without -v."""
+        """`gate`: the signature policy (None: accept everything); `trace`: -v's lines (which host served what,
+        how fast), None without -v."""
         self.credentials = credentials
+        self.gate = gate
+        self.checks: dict[str, ImageCheck] = {}
         self.trace = trace
         self.options = options
         self.log = log
@@ -124,6 +128,8 @@ class Resolver:
         entry (in name order) is raised as EntryFailed after every worker has finished."""
         for t in targets:
             self.client(t.ref)
+            if self.gate is not None:  # keys are read now, before any network
+                self.checks[t.name] = self.gate.for_image(t.ref)
         groups: dict[tuple[str, str], list[Target]] = {}
         for t in targets:
             groups.setdefault((t.ref.registry, t.ref.repository), []).append(t)
@@ -154,7 +160,14 @@ class Resolver:
         if target.old is not None and top_digest(target.old) == digest:
             return None
         # after a GET (no HEAD, or no digest in it) the client still has these bytes: no second request
-        return build_entry(client, ref, target.platforms, client.get_parsed(ref.repository, digest))
+        entry = build_entry(client, ref, target.platforms, client.get_parsed(ref.repository, digest))
+        check = self.checks.get(target.name)
+        if check is not None:
+            verified = check.verify(client, ref.repository, digest,
+                                    [s["manifest"]["digest"] for s in entry["systems"].values()])
+            if verified is not None:
+                entry["verifiedBy"] = verified
+        return entry
 
 
 def build_entry(client: "RegistryClient", ref: "Reference", platforms: Platforms, top: "Parsed") -> Entry:
