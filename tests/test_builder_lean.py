@@ -88,3 +88,15 @@ def test_importing_fetchblob_changes_nothing_in_the_importer(tmp_path: Path) -> 
                           timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True"]
+
+
+def test_the_package_runs_its_interpreter_as_the_bench_measures_it() -> None:
+    """nix/package.nix's libexec/hocker-fetch/python passes -S, everything on PYTHONPATH (package_env above).
+
+    A text check: nixpkgs is not available offline to build the package (tests/test_nix_build.py evaluates it
+    with a stub python3Packages, which does not run postFixup)."""
+    text = (REPO / "nix" / "package.nix").read_text()
+    wrapper = text[text.index("makeWrapper ${python.interpreter}"):]
+    wrapper = wrapper[:wrapper.index("\n  '';")]
+    assert "$out/libexec/hocker-fetch/python --add-flags -S" in wrapper
+    assert '--prefix PYTHONPATH : "$out/${python.sitePackages}:${python3Packages.makePythonPath deps}"' in wrapper
