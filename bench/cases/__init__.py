@@ -2,9 +2,22 @@
 compares and its target)."""
 from __future__ import annotations
 
-from . import cold_start, image, lock, many_layers, nix_build, pin, pin_tag, rebuild, rss, small_layer, throughput
+from . import (
+    builder_cpu,
+    cold_start,
+    image,
+    lock,
+    many_layers,
+    nix_build,
+    pin,
+    pin_tag,
+    rebuild,
+    rss,
+    small_layer,
+    throughput,
+)
 from .base import CaseUnit
 
 CASES: list[CaseUnit] = [image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
                          cold_start.UNIT, lock.UNIT, many_layers.UNIT, small_layer.UNIT,
-                         pin_tag.UNIT]
+                         pin_tag.UNIT, builder_cpu.UNIT]
