@@ -6,6 +6,7 @@ from . import (
     builder_cpu,
     cold_start,
     image,
+    link,
     lock,
     many_layers,
     nix_build,
@@ -18,6 +19,6 @@ from . import (
 )
 from .base import CaseUnit
 
-CASES: list[CaseUnit] = [image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
+CASES: list[CaseUnit] = [*link.UNITS, image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
                          cold_start.UNIT, lock.UNIT, many_layers.UNIT, small_layer.UNIT,
                          pin_tag.UNIT, builder_cpu.UNIT]
