@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -130,6 +131,24 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None, before: Callable
     if after:
         after()
     return elapsed
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every child this process has waited for (nix-build counts its builders)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float]:
+    """Wall time and CPU (user + sys, the command and its children) of one command."""
+    os.sync()
+    c0, t0 = children_cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, input=b"", capture_output=True, env=env, cwd=cwd, timeout=1800, check=False)
+    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
+    if proc.returncode != 0:
+        raise CommandFailed(f"{' '.join(cmd)[:300]} -> exit {proc.returncode}: "
+                            f"{proc.stderr.decode(errors='replace')[-1500:]}")
+    return wall, cpu
 
 
 def alternate(repeat: int, ours: Callable[[], float], peer: Callable[[], float], case: Case) -> None:

@@ -15,8 +15,10 @@ Cases (see issue 4 and bench/cases/): 1 hocker-image vs skopeo copy to a docker-
 curl -o; 3 docker2nix vs skopeo copy + nix-hash; 4 nix-build of docker2nix output vs a skopeo FOD (pullImage),
 empty store; 5 rebuild after one layer changed (bytes fetched); 6 peak RSS of hocker-layer; 7 cold start
 (--help); 8 hocker-lock check/update of a 50-image lock vs 50 skopeo inspects; 9/9b nix-build of 40/10
-small layers vs the skopeo FOD; 10 one small layer vs curl; 11 pin one tag vs skopeo inspect (issue 13). The
-timing is in harness.py, the registry and its content in seed.py, the Nix setup in nix.py.
+small layers vs the skopeo FOD; 10 one small layer vs curl; 11 pin one tag vs skopeo inspect (issue 13); 12 CPU
+of one blob builder as the Nix package runs it; A-D cold builds and an update through an emulated link (40 ms round
+trip, 100 Mbit/s, TLS, token auth: link.py, linksite.py) against pullImage's FOD and nix2container-style FODs
+(issue 19). The timing is in harness.py, the registry and its content in seed.py, the Nix setup in nix.py.
 """
 from __future__ import annotations
 

@@ -143,9 +143,11 @@ class Seeder:
         if r.status_code != 201:
             raise RuntimeError(f"manifest upload failed: {r.status_code} {r.text[:300]}")
 
-    def image(self, repo: str, tag: str, layer_seeds: list[str], layer_size: int) -> dict[str, Any]:
-        """Push an OCI image of one random uncompressed layer per seed; return what the cases need of it."""
-        layers = [self.blob(repo, seed, layer_size, as_tar=True) for seed in layer_seeds]
+    def image(self, repo: str, tag: str, layer_seeds: list[str], layer_size: int | list[int]) -> dict[str, Any]:
+        """Push an OCI image of one random uncompressed layer per seed (all of `layer_size`, or one size per seed);
+        return what the cases need of it."""
+        sizes = layer_size if isinstance(layer_size, list) else [layer_size] * len(layer_seeds)
+        layers = [self.blob(repo, seed, size, as_tar=True) for seed, size in zip(layer_seeds, sizes)]
         config = canonical_json({
             "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
             "config": {"Cmd": ["/bin/sh"]},

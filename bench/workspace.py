@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .harness import Case, alternate, log, rm, run, timed
+from .linksite import LinkSite
 from .seed import Sizes, seed, start_registry
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ class Workspace:
         self.work = Path(tempfile.mkdtemp(prefix="hocker-bench-", dir=args.workdir))
         self.out = self.work / "out"
         self.out.mkdir()
+        self.quick: bool = args.quick
         self.reg: RegistryServer | None = None
+        self.link_site: LinkSite | None = None  # the link cases' registry behind an emulated link (need "link")
         self.images: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, tuple[str, int]] = {}
         self.env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
@@ -53,8 +56,13 @@ class Workspace:
         compileall.compile_dir(str(REPO / "hocker_fetch"), quiet=1)
         self.reg = start_registry(self.work / "registry")
         self.images, self.blobs = seed(self.reg, self.work, self.sizes, needs)
+        if "link" in needs:
+            self.link_site = LinkSite(self.work / "link", self.quick)  # set first: stop() ends a half-started one
+            self.link_site.start()
 
     def stop(self) -> None:
+        if self.link_site is not None:
+            self.link_site.stop()
         if self.reg is not None:
             self.reg.stop()
         if self.keep:

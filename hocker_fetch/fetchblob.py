@@ -5,10 +5,14 @@ blob needs: the shared option parser (command.py, so every tool takes the same o
 credentials and the registry client; nothing of platforms, archives, templates, ctypes or the other tools.
 The bytes still go through the one RegistryClient/Transport (auth challenges, retries, TLS, redirects) and are
 verified against the digest while they stream; the output appears only complete (atomic.py).
+
+Run as the builder (`python -m`), it also keeps requests' encoding guesser out and the garbage collector off
+while it imports (lean_process): 0.131 -> 0.104 s of CPU per small blob (issue 19, bench case 12).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Optional, Sequence
 
@@ -37,6 +41,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         digest = parse_digest(args.layer)
         ref = image_reference(args)
         with make_client(args, ref, PROG) as client, AtomicFile(args.out) as f:
+            # everything is imported: what exists now lives until exit, so the collector (off while the builder
+            # imported, see lean_process) need never scan it; it runs again for what the download makes
+            gc.freeze()
+            gc.enable()
             progress = Progress(PROG, args.size, 1, enabled=not args.quiet and sys.stderr.isatty())
             try:
                 client.fetch_blob(ref.repository, digest, args.size, FileSink(f.file), progress=progress.add)
@@ -50,5 +58,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run_command(PROG, body)
 
 
+def lean_process() -> None:
+    """What the builder process skips (a cold build starts one per blob): measured in bench case 12.
+
+    - requests imports charset_normalizer (or chardet) only to guess the encoding of text bodies, ~0.008 s of
+      CPU. The builder reads bytes and JSON, which requests decodes without it, so both are marked missing;
+      requests then warns once at import (silenced here) and decodes `.text` as UTF-8, as it documents.
+    - Importing creates ~100k objects that all live until exit; the collector would scan them again and again
+      on the way (~0.007 s). It stays off until the imports are done (body() freezes them, then enables it).
+    Only for `python -m hocker_fetch.fetchblob`, a process of its own: never in an importer's interpreter.
+    """
+    gc.disable()
+    for name in ("charset_normalizer", "chardet"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None makes the import fail, by design
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection dependency")
+
+
 if __name__ == "__main__":
+    lean_process()
     sys.exit(main())

@@ -35,8 +35,10 @@ python3Packages.buildPythonApplication {
   doCheck = false;
   pythonImportsCheck = [ "hocker_fetch" "hocker_fetch.nixbuild" ];
   # The interpreter nix/default.nix runs `-m hocker_fetch.nixbuild` with (kept off PATH: not a user-facing python).
+  # `-S`: everything it imports is on PYTHONPATH, so site (and its .pth scans, a user site) only costs start-up in
+  # every blob builder; bench case 12 measures the builders this way.
   postFixup = ''
-    makeWrapper ${python.interpreter} $out/libexec/hocker-fetch/python \
+    makeWrapper ${python.interpreter} $out/libexec/hocker-fetch/python --add-flags -S \
       --prefix PYTHONPATH : "$out/${python.sitePackages}:${python3Packages.makePythonPath deps}"
   '';
   # nix/default.nix's default `python` (relative to the package): `mkFetchers { hocker = <this package>; }` works.

@@ -3,8 +3,10 @@ compares and its target)."""
 from __future__ import annotations
 
 from . import (
+    builder_cpu,
     cold_start,
     image,
+    link,
     lock,
     many_layers,
     nix_build,
@@ -18,6 +20,6 @@ from . import (
 )
 from .base import CaseUnit
 
-CASES: list[CaseUnit] = [image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
+CASES: list[CaseUnit] = [*link.UNITS, image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
                          cold_start.UNIT, lock.UNIT, many_layers.UNIT, small_layer.UNIT,
-                         pin_tag.UNIT, signed.UNIT]
+                         pin_tag.UNIT, builder_cpu.UNIT, signed.UNIT]

@@ -1,4 +1,4 @@
-"""Case 12: pin a signed image with the signature policy against the same pin with --insecure-policy (issue 20).
+"""Case 13: pin a signed image with the signature policy against the same pin with --insecure-policy (issue 20).
 
 The image's manifest digest gets a cosign signature (ECDSA P-256, pushed with the registry API as cosign does:
 the `sha256-<hex>.sig` tag); the policy requires it (sigstoreSigned keyPath). The policy costs one more
@@ -65,7 +65,7 @@ def sign(ws: Workspace, repo: str, tag: str) -> bytes:
 
 def measure(ws: Workspace) -> Case:
     img = ws.images["many10"]
-    c = Case("12", "pin a signed image: policy (sigstoreSigned key) vs --insecure-policy", "docker2nix --policy",
+    c = Case("13", "pin a signed image: policy (sigstoreSigned key) vs --insecure-policy", "docker2nix --policy",
              "docker2nix --insecure-policy", f"ours <= {TARGET} x")
     key = ws.work / "cosign.pub"
     key.write_bytes(sign(ws, img["repo"], img["tag"]))
@@ -83,4 +83,4 @@ def measure(ws: Workspace) -> Case:
     return c
 
 
-UNIT = CaseUnit("12", measure, needs=frozenset({"many10"}))
+UNIT = CaseUnit("13", measure, needs=frozenset({"many10"}))
