@@ -15,10 +15,10 @@ from .atomic import AtomicDir, AtomicFile
 from .client import RegistryClient, Resolved
 from .errors import NotFoundError, foreign_not_served
 from .manifest import Descriptor, ImageIndex, check_is_image
+from .pipeline import run_parallel
 from .progress import Progress
 from .reference import Reference
 from .sinks import BlobSink
-from .transport import Cancelled
 
 FORMATS = ("docker-archive", "oci", "oci-archive")
 
@@ -71,33 +71,4 @@ def _download(client: RegistryClient, repository: str, sinks: Mapping[str, BlobS
         if progress:
             progress.item_done()
 
-    errors: list[BaseException] = []
-    todo = list(sinks)
-
-    def worker() -> None:
-        while not stop.is_set():
-            try:
-                digest = todo.pop(0)
-            except IndexError:
-                return
-            try:
-                one(digest)
-            except BaseException as exc:  # handed to the main thread
-                errors.append(exc)
-                stop.set()
-                return
-
-    # Daemon threads: on Ctrl-C/SIGTERM a worker stuck in a socket read must not hold the exit for --timeout
-    # (the caller discards the output and the process exits without waiting for them). On a failure they are
-    # joined: a worker may still be writing into the file that is about to be removed.
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(todo))))]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    except BaseException:
-        stop.set()
-        raise
-    if errors:
-        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+    run_parallel(list(sinks), one, jobs, stop)

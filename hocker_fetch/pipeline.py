@@ -1,13 +1,14 @@
-"""Streaming a blob body: read the socket in one thread while another hashes and writes.
+"""How bytes move: a blob body read from the socket in one thread while another hashes and writes it, and many
+blobs fetched by a few worker threads at once.
 
-Split from client.py (which decides what to fetch and from where); this is only how bytes move.
+Split from client.py (which decides what to fetch and from where).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 import urllib3
 
@@ -15,6 +16,7 @@ from .digest import DigestVerifier
 from .sinks import BlobSink
 
 CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 class Pipeline:
@@ -79,3 +81,42 @@ def chunks(raw: urllib3.response.HTTPResponse) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+def run_parallel(items: Sequence[T], one: Callable[[T], None], jobs: int, stop: threading.Event) -> None:
+    """one(item) for every item, `jobs` threads at a time; the first failure sets `stop` (what the others are
+    given as their cancel event) and is raised here, in the caller's thread (a Cancelled only when all are).
+
+    Daemon threads: on Ctrl-C/SIGTERM a worker stuck in a socket read must not hold the exit for --timeout
+    (the caller discards the output and the process exits without waiting for them). On a failure they are
+    joined: a worker may still be writing into the file that is about to be removed.
+    """
+    from .transport import Cancelled
+
+    todo = list(items)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                item = todo.pop(0)
+            except IndexError:
+                return
+            try:
+                one(item)
+            except BaseException as exc:  # handed to the main thread
+                errors.append(exc)
+                stop.set()
+                return
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(todo))))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        stop.set()
+        raise
+    if errors:
+        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])

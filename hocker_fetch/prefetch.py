@@ -191,12 +191,10 @@ def _fetch_all(items: Sequence[tuple[Any, str, Need, str]], jobs: int) -> None:
     """(client, repository, need, file) each fetched and verified into its file, `jobs` at a time, across
     registries and repositories; the first failure stops the others (as image._download does for one image)."""
     from .errors import NotFoundError, foreign_not_served
+    from .pipeline import run_parallel
     from .sinks import FileSink
-    from .transport import Cancelled
 
     stop = threading.Event()
-    todo = list(items)
-    errors: list[BaseException] = []
 
     def one(client: Any, repository: str, need: Need, path: str) -> None:
         if need.manifest:
@@ -212,31 +210,7 @@ def _fetch_all(items: Sequence[tuple[Any, str, Need, str]], jobs: int) -> None:
                 raise foreign_not_served(exc) if need.blob.is_foreign else exc from None
             sink.verify_complete()
 
-    def worker() -> None:
-        while not stop.is_set():
-            try:
-                item = todo.pop(0)
-            except IndexError:
-                return
-            try:
-                one(*item)
-            except BaseException as exc:  # handed to the main thread
-                errors.append(exc)
-                stop.set()
-                return
-
-    # daemon threads, joined unless interrupted: see image._download
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(todo))))]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    except BaseException:
-        stop.set()
-        raise
-    if errors:
-        raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+    run_parallel(items, lambda item: one(*item), jobs, stop)
 
 
 # -- what the tools prefetch -------------------------------------------------------------------------------
