@@ -86,7 +86,7 @@ let
       # An executable that streams the docker-load archive (a symlink to compositeImage.sh): what
       # virtualisation.oci-containers.containers.<name>.imageStream takes, with `image = <result>.image`.
       stream = builtins.derivation {
-        name = "${name}-stream";
+        name = shorten name "-stream";
         inherit (composite) system;
         inherit python shell;
         builder = shell;

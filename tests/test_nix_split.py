@@ -119,8 +119,12 @@ let
       manifest = { imageManifest = f.fetchDockerManifest { imageName = "y"; imageDigest = hex "9"; }; };
       longName = { imageDigest = "sha256:${hex "d"}";
                    name = builtins.concatStringsSep "" (builtins.genList (_: "long") 50); };
+      # past Nix's 211 characters with a suffix: every output's name is shortened, the stream's too
+      longerName = { imageDigest = "sha256:${hex "d"}";
+                     name = builtins.concatStringsSep "" (builtins.genList (_: "long") 60); };
     } // (if full then { } else {
-      elsewhere = null; hockerEraElsewhere = null; image = null; manifest = null; longName = null; });
+      elsewhere = null; hockerEraElsewhere = null; image = null; manifest = null; longName = null;
+      longerName = null; });
     # the lock for the fetchers' system; with `full`, for other systems too
     lock = let images = l: builtins.mapAttrs (n: try image) (f.importDockerLock l); in {
       data = images lockData;
