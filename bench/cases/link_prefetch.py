@@ -23,7 +23,7 @@ from ..linksite import LinkSite
 from ..nix import nix_build, nix_env, nix_ready, package_python
 from ..workspace import REPO, VENV, VENV_BIN, Workspace
 from .base import CaseUnit
-from .link import OURS, medians, pull_image_file, show, size_of
+from .link import OURS, archive_name, medians, pull_image_file, show, size_of
 
 SIDES = ("ours", "npd")
 TARGETS = {"B": 1.0, "C": 0.3}
@@ -48,7 +48,7 @@ def npd_script(site: LinkSite, key: str, fod: Path, scratch: Path) -> str:
     The archive is named as the FOD's output (`docker-image-TAG.tar`): a flat fixed-output path depends only on
     the name and the file's sha256, so `--add-fixed` makes exactly the FOD's output valid."""
     img = site.images[key]
-    archive = scratch / f"docker-image-{img['tag']}.tar"
+    archive = scratch / archive_name(img["tag"])
     source = f"docker://{site.host}/{img['repo']}@{img['manifest_digest']}"
     copy = ["skopeo", "--insecure-policy", "--tmpdir", str(scratch), "copy", "--quiet", "--src-cert-dir",
             site.cert_dir, source, f"docker-archive:{archive}:{img['repo']}:{img['tag']}"]
