@@ -18,7 +18,9 @@ empty store; 5 rebuild after one layer changed (bytes fetched); 6 peak RSS of ho
 small layers vs the skopeo FOD; 10 one small layer vs curl; 11 pin one tag vs skopeo inspect (issue 13); 12 CPU
 of one blob builder as the Nix package runs it; A-D cold builds and an update through an emulated link (40 ms round
 trip, 100 Mbit/s, TLS, token auth: link.py, linksite.py) against pullImage's FOD and nix2container-style FODs
-(issue 19). The timing is in harness.py, the registry and its content in seed.py, the Nix setup in nix.py.
+(issue 19); Cp, Bp prefetch + build of C and B through the same link (docker2nix --prefetch, then nix-build)
+against the nix-prefetch-docker way (skopeo copy to an archive, nix-store --add-fixed, the FOD build). The
+timing is in harness.py, the registry and its content in seed.py, the Nix setup in nix.py.
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ Only lower bounds on time (a loaded machine makes things slower, never faster) a
 """
 from __future__ import annotations
 
+import shutil
 import socket
 import socketserver
 import sys
@@ -103,3 +104,22 @@ def test_stop_closes_open_connections(echo: tuple[str, int]) -> None:
     finally:
         s.close()
         link.stop()  # a second stop is harmless
+
+
+@pytest.mark.skipif(shutil.which("nix-build") is None, reason="nix-build is not installed")
+def test_the_nix_prefetch_docker_way_makes_the_pull_image_fod_valid(tmp_path: Path) -> None:
+    """Case Cp/Bp's peer adds its archive with `nix-store --add-fixed`, then builds pullImage's FOD: the added
+    path must be that FOD's output, so the build finds it valid and runs nothing (its builder would fail)."""
+    from support.nixenv import Nix
+
+    from bench.cases.link import FOD, archive_name, nix_string
+
+    nix = Nix(tmp_path / "nix")
+    archive = tmp_path / archive_name("c")
+    archive.write_bytes(b"an image archive\n" * 1000)
+    nix_hash = nix.run("nix-hash", "--flat", "--base32", "--type", "sha256", str(archive)).stdout.strip()
+    fod = tmp_path / "pullimage.nix"
+    fod.write_text(FOD.format(name=nix_string(archive_name("c")), script=nix_string("exit 1"), hash=nix_hash))
+    added = nix.run("nix-store", "--add-fixed", "sha256", str(archive)).stdout.strip()
+    assert added.startswith(str(nix.store) + "/")
+    assert nix.run("nix-build", str(fod), "--no-out-link").stdout.strip() == added

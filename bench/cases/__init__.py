@@ -7,6 +7,7 @@ from . import (
     cold_start,
     image,
     link,
+    link_prefetch,
     lock,
     many_layers,
     nix_build,
@@ -20,6 +21,7 @@ from . import (
 )
 from .base import CaseUnit
 
-CASES: list[CaseUnit] = [*link.UNITS, image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT, rebuild.UNIT, rss.UNIT,
+CASES: list[CaseUnit] = [*link.UNITS, *link_prefetch.UNITS, image.UNIT, throughput.UNIT, pin.UNIT, nix_build.UNIT,
+                         rebuild.UNIT, rss.UNIT,
                          cold_start.UNIT, lock.UNIT, many_layers.UNIT, small_layer.UNIT,
                          pin_tag.UNIT, builder_cpu.UNIT, signed.UNIT]

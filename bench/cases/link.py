@@ -60,6 +60,12 @@ def ours_file(ws: Workspace, site: LinkSite, key: str, d: Path) -> Path:
     return wrapper
 
 
+def archive_name(tag: str) -> str:
+    """The store name of pullImage's output (its FOD's name); the nix-prefetch-docker way (link_prefetch.py)
+    names its archive so, for `nix-store --add-fixed` to make exactly that output valid."""
+    return f"docker-image-{tag}.tar"
+
+
 def pull_image_file(ws: Workspace, site: LinkSite, key: str, d: Path) -> Path:
     """pullImage's FOD; its hash from one skopeo copy straight to the registry (not through the link)."""
     img = site.images[key]
@@ -75,7 +81,7 @@ def pull_image_file(ws: Workspace, site: LinkSite, key: str, d: Path) -> Path:
     script = (f'exec /usr/bin/skopeo --insecure-policy --tmpdir="$TMPDIR" copy --quiet --src-cert-dir '
               f'{site.cert_dir} "{source}" "docker-archive:$out:{name_tag}"')
     path = d / "pullimage.nix"
-    path.write_text(FOD.format(name=nix_string(f"docker-image-{img['tag']}.tar"), script=nix_string(script),
+    path.write_text(FOD.format(name=nix_string(archive_name(img["tag"])), script=nix_string(script),
                                hash=nix_hash) + "\n")
     return path
 
