@@ -86,13 +86,6 @@ class Reference:
         return replace(self, digest=parse_digest(digest))
 
 
-def parse_registry_uri(uri: str) -> tuple[str, str]:
-    """`https://host[:port][/PREFIX][/v2/]` (or bare `host[:port]`) -> (scheme, host[:port]): see
-    parse_registry_base, which also gives the path prefix."""
-    scheme, host, _prefix = parse_registry_base(uri)
-    return scheme, host
-
-
 def parse_registry_base(uri: str) -> tuple[str, str, str]:
     """`https://host[:port][/PREFIX][/v2/]` (or bare `host[:port]`) -> (scheme, host[:port], /PREFIX or "").
 

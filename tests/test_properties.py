@@ -46,7 +46,7 @@ from hocker_fetch.manifest import (
     parse_manifest,
     select_platform,
 )
-from hocker_fetch.reference import parse_reference, parse_registry_uri, resolve_reference
+from hocker_fetch.reference import parse_reference, parse_registry_base, resolve_reference
 
 # The case counts promised in README.md, section "Guarantees" (keep the two in step).
 N_REF = 1000
@@ -152,7 +152,7 @@ _uri_text = st.one_of(
 def _hocker_form_body(item: tuple[str, "str | None", str]) -> None:
     image, tag, uri = item
     try:
-        scheme, host = parse_registry_uri(uri)
+        scheme, host, _prefix = parse_registry_base(uri)
     except HockerError as exc:
         assert_own_error(exc)
     else:
@@ -179,9 +179,9 @@ def test_hocker_form_and_registry_uris_never_crash() -> None:
 
 @pytest.mark.parametrize("uri", ["[", "http://[", "http://[]", "[::1"])
 def test_registry_uri_with_bad_brackets_is_a_usage_error(uri: str) -> None:
-    """Once a crash (urllib's ValueError escaped parse_registry_uri): the cases the property first found."""
+    """Once a crash (urllib's ValueError escaped the --registry parser): the cases the property first found."""
     with pytest.raises(UsageError):
-        parse_registry_uri(uri)
+        parse_registry_base(uri)
 
 
 def test_docker_hub_name_with_dotted_namespace_round_trips() -> None:

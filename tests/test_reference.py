@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hocker_fetch.errors import UsageError
-from hocker_fetch.reference import parse_reference, parse_registry_uri, resolve_reference
+from hocker_fetch.reference import parse_reference, parse_registry_base, resolve_reference
 
 D = "sha256:" + "ab" * 32
 
@@ -55,13 +55,13 @@ def test_malformed_references_are_usage_errors(bad):
     ("quay.io", "https", "quay.io"),
 ])
 def test_registry_uri(uri, scheme, host):
-    assert parse_registry_uri(uri) == (scheme, host)
+    assert parse_registry_base(uri) == (scheme, host, "")  # none of these has a path prefix
 
 
 @pytest.mark.parametrize("bad", ["ftp://x", "https://x/v1/", "https://", "https://u:p@x", "http://x?y=1"])
 def test_bad_registry_uri(bad):
     with pytest.raises(UsageError):
-        parse_registry_uri(bad)
+        parse_registry_base(bad)
 
 
 def test_hocker_form():
